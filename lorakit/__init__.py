@@ -9,3 +9,4 @@ from .models import (
     LoRABranch, LoRADecoderLayer, LoRATower, SeedTransformer, SimpleMLP, TransformerConfig,
     seed000_mlp, train_only,
 )
+from . import plots
