@@ -10,3 +10,13 @@ from .models import (
     seed000_mlp, train_only,
 )
 from . import plots
+from .memory import MemoryReport, measure_memory
+from .params import LoRAPrediction, LoRATarget, predict_lora_params
+from .summary import ModelSummary, ParamGroups, SafetensorsLayout, safetensors_layout, summarize, where_parameters_live
+from . import architectures
+from .summary import torchsummary_count
+from .inventory import ParamRow, ParamTable, parameter_table
+from .source import PEFT_LORA_TOUR, Excerpt, ExcerptSpec, excerpt, peft_excerpt
+from .flops import FlopSplit, OpCount, count_ops, split_flops
+from .timing import StepTimes, Timing, time_calls, time_step, time_steps
+from .trace import read_phase_durations, read_trace_steps

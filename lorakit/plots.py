@@ -45,3 +45,50 @@ def plot_param_groups(ax, groups: dict[str, dict[str, int]]):
     ax.invert_yaxis()  # first model on top
     ax.legend(ncol=len(names), loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize="small")
     return ax
+
+
+def plot_stacked_bars(ax, table: dict[str, dict[str, float]], ylabel: str = "", scale: float = 1.0):
+    """One stacked bar per row of table {bar: {part: value}} (values times `scale`), parts in a legend."""
+    bars = list(table)
+    parts = list(dict.fromkeys(p for row in table.values() for p in row))
+    bottom = np.zeros(len(bars))
+    for part in parts:
+        values = np.array([table[b].get(part, 0.0) * scale for b in bars], dtype=float)
+        ax.bar(bars, values, bottom=bottom, label=part)
+        bottom += values
+    ax.set_ylabel(ylabel)
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.legend()
+    return ax
+
+
+def plot_memory_timeline(ax, timeline, categories: Sequence[str] | None = None):
+    """A lorakit.MemoryTimeline as stacked areas in MiB over ms, phases shaded and named."""
+    # The profiler's own colours for its categories (torch/profiler/_memory_profiler.py).
+    colors = {"PARAMETER": "darkgreen", "OPTIMIZER_STATE": "goldenrod", "INPUT": "black",
+              "TEMPORARY": "mediumpurple", "ACTIVATION": "red", "GRADIENT": "mediumblue",
+              "AUTOGRAD_DETAIL": "royalblue", "UNKNOWN": "grey"}
+    cats = [c for c in (categories or timeline.bytes) if max(timeline.bytes[c]) > 0]
+    t = np.asarray(timeline.times_ms)
+    ys = [np.asarray(timeline.bytes[c], dtype=float) / 2**20 for c in cats]
+    ax.stackplot(t, ys, labels=[c.lower() for c in cats], colors=[colors.get(c, "grey") for c in cats],
+                 step="post")
+    shade = {"forward": "0.95", "backward": "0.85", "optimizer": "0.75"}
+    for name, a, b in timeline.phases:
+        ax.axvspan(a, b, color=shade.get(name, "white"), zorder=-1, lw=0)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("memory (MiB)")
+    ax.legend(loc="upper left", fontsize="small", ncol=2)
+    return ax
+
+
+def plot_histories(ax, histories: dict, metric: str = "val_loss", **line_kw):
+    """One line per run: a per-epoch field of lorakit.History records (e.g. "val_accuracy") against epoch."""
+    for label, history in histories.items():
+        epochs = [r.epoch for r in history.records]
+        ax.plot(epochs, [getattr(r, metric) for r in history.records], marker="o", ms=3, label=label, **line_kw)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize="small")
+    return ax

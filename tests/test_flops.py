@@ -31,3 +31,69 @@ def test_forward_only_and_lora_extra():
     assert unmerged.forward == 2 * b * d * d + 2 * b * r * (d + d)
     layer.merge()
     assert count_flops(layer, x).forward == 2 * b * d * d
+
+
+def _two_lora_layers(d, r):
+    return nn.Sequential(LoRALinear(nn.Linear(d, d), r=r), LoRALinear(nn.Linear(d, d), r=r))
+
+
+def test_split_flops_by_hand():
+    from lorakit import split_flops
+
+    b, d, r = 8, 32, 4
+    split = split_flops(_two_lora_layers(d, r), torch.randn(b, d), lambda y: y.sum())
+    assert split.backbone_forward == 2 * (2 * b * d * d)
+    assert split.adapter_forward == 2 * (2 * b * r * (d + d))
+    # Frozen bases: only layer 2 passes a gradient back to its input (x needs none).
+    assert split.backbone_backward == 2 * b * d * d
+    # Adapters: weight gradients of A and B in both layers (4), input gradients through both
+    # B's (2) and through layer 2's A (1): 7 matmuls of 2*b*d*r each.
+    assert split.adapter_backward == 7 * (2 * b * d * r)
+
+
+def test_split_flops_adds_up_and_matches_peft():
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    from lorakit import add_lora, split_flops
+
+    torch.manual_seed(0)
+    b, d, r = 4, 16, 2
+    base = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
+    x = torch.randn(b, d)
+    loss = lambda y: y.pow(2).mean()
+    ours = add_lora(copy.deepcopy(base), ["0", "2"], r=r)
+    theirs = get_peft_model(copy.deepcopy(base), LoraConfig(target_modules=["0", "2"], r=r))
+    a, p = split_flops(ours, x, loss), split_flops(theirs, x, loss)
+    assert (a.backbone_forward, a.adapter_forward, a.backbone_backward, a.adapter_backward) == (
+        p.backbone_forward, p.adapter_forward, p.backbone_backward, p.adapter_backward)
+    whole = count_flops(ours, x, loss)
+    assert (a.forward, a.backward) == (whole.forward, whole.backward)
+
+
+def test_tower_has_no_backbone_backward():
+    from lorakit import SeedTransformer, TransformerConfig, split_flops
+
+    c = TransformerConfig(d_model=16, nhead=2, num_encoder_layers=1, num_decoder_layers=3,
+                          dim_feedforward=32, seq_len=8)
+    loss = lambda y: y.pow(2).mean()
+    tower = split_flops(SeedTransformer(c, peft="tower"), c.inputs(), loss)
+    embedded = split_flops(SeedTransformer(c, peft="embedded"), c.inputs(), loss)
+    full = split_flops(SeedTransformer(c), c.inputs(), loss)
+    assert tower.backbone_backward == 0 and tower.adapter_backward > 0
+    assert 0 < embedded.backbone_backward < full.backbone_backward
+    assert tower.backbone_forward == embedded.backbone_forward == full.backbone_forward
+
+
+def test_count_ops_by_hand():
+    from lorakit import count_ops
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 1))
+    opt = torch.optim.Adam(model.parameters(), foreach=False)
+    ops = count_ops(model, torch.randn(5, 4), lambda y: y.sum(), opt)
+    # A 2-D Linear decomposes into t (transpose the weight) and addmm.
+    assert ops.forward_ops["aten.addmm"] == 2 and ops.forward_ops["aten.t"] == 2
+    assert ops.module_calls == 4  # the Sequential and its three children
+    # Single-tensor Adam runs one addcdiv_ per parameter tensor (2 weights, 2 biases).
+    assert ops.optimizer_ops["aten.addcdiv_"] == 4
