@@ -10,7 +10,6 @@ from .models import (
     seed000_mlp, train_only,
 )
 from . import plots
-from .memory import MemoryReport, measure_memory
 from .params import LoRAPrediction, LoRATarget, predict_lora_params
 from .summary import ModelSummary, ParamGroups, SafetensorsLayout, safetensors_layout, summarize, where_parameters_live
 from . import architectures
