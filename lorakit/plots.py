@@ -62,23 +62,32 @@ def plot_stacked_bars(ax, table: dict[str, dict[str, float]], ylabel: str = "", 
     return ax
 
 
-def plot_memory_timeline(ax, timeline, categories: Sequence[str] | None = None):
-    """A lorakit.MemoryTimeline as stacked areas in MiB over ms, phases shaded and named."""
+def plot_memory_timeline(ax, timeline, categories: Sequence[str] | None = None, x: str = "time"):
+    """A lorakit.MemoryTimeline as stacked areas in MiB, phases shaded and named.
+
+    x="time" puts milliseconds on the x axis; x="events" the index of each memory event, which does
+    not stretch with a busy machine's stalls.
+    """
+    if x not in ("time", "events"):
+        raise ValueError(f"x must be 'time' or 'events', got {x!r}")
     # The profiler's own colours for its categories (torch/profiler/_memory_profiler.py).
     colors = {"PARAMETER": "darkgreen", "OPTIMIZER_STATE": "goldenrod", "INPUT": "black",
               "TEMPORARY": "mediumpurple", "ACTIVATION": "red", "GRADIENT": "mediumblue",
               "AUTOGRAD_DETAIL": "royalblue", "UNKNOWN": "grey"}
     cats = [c for c in (categories or timeline.bytes) if max(timeline.bytes[c]) > 0]
     t = np.asarray(timeline.times_ms)
+    xs = t if x == "time" else np.arange(len(t))
     ys = [np.asarray(timeline.bytes[c], dtype=float) / 2**20 for c in cats]
-    ax.stackplot(t, ys, labels=[c.lower() for c in cats], colors=[colors.get(c, "grey") for c in cats],
+    ax.stackplot(xs, ys, labels=[c.lower() for c in cats], colors=[colors.get(c, "grey") for c in cats],
                  step="post")
     shade = {"forward": "0.95", "backward": "0.85", "optimizer": "0.75"}
     for name, a, b in timeline.phases:
+        if x == "events":  # the first event at or after each phase boundary
+            a, b = np.searchsorted(t, a), np.searchsorted(t, b)
         ax.axvspan(a, b, color=shade.get(name, "white"), zorder=-1, lw=0)
-    ax.set_xlabel("time (ms)")
+    ax.set_xlabel("time (ms)" if x == "time" else "memory event")
     ax.set_ylabel("memory (MiB)")
-    ax.legend(loc="upper left", fontsize="small", ncol=2)
+    ax.legend(loc="upper left", fontsize="x-small", ncol=2)
     return ax
 
 
