@@ -1,30 +1,40 @@
-"""lorakit: the small helper package behind the LoRA book."""
-from .flops import FlopCount, count_flops
-from .layers import LoRALinear, add_lora
-from .params import ParamCount, count_parameters, lora_param_count
-from .runtime import pick_device, scale, seed_everything
+"""lorakit: the small helper package behind the LoRA book.
 
-__version__ = "0.1.0"
+One concept per module; every name below is importable from `lorakit` itself.
+"""
+from . import architectures, plots
+# LoRA itself
+from .layers import LoRALinear, add_lora
 from .models import (
     LoRABranch, LoRADecoderLayer, LoRATower, SeedTransformer, SimpleMLP, TransformerConfig,
     seed000_mlp, train_only,
 )
-from . import plots
-from .memory import MemoryReport, measure_memory
-from .params import LoRAPrediction, LoRATarget, predict_lora_params
-from .summary import ModelSummary, ParamGroups, SafetensorsLayout, safetensors_layout, summarize, where_parameters_live
-from . import architectures
-from .summary import torchsummary_count
-from .inventory import ParamRow, ParamTable, parameter_table
 from .source import PEFT_LORA_TOUR, Excerpt, ExcerptSpec, excerpt, peft_excerpt
-from .flops import FlopSplit, OpCount, count_ops, split_flops
+# Counting parameters
+from .params import (
+    LoRAPrediction, LoRATarget, ParamCount, count_parameters, lora_param_count, predict_lora_params,
+)
+from .inventory import ParamRow, ParamTable, parameter_table
+from .summary import (
+    ModelSummary, ParamGroups, SafetensorsLayout, safetensors_layout, summarize, torchsummary_count,
+    where_parameters_live,
+)
+# Time and FLOPs
+from .flops import FlopCount, FlopSplit, OpCount, count_flops, count_ops, split_flops
 from .timing import StepTimes, Timing, time_calls, time_step, time_steps
 from .trace import read_phase_durations, read_trace_steps
-from .memory import SavedTensor, SavedTensors, saved_tensors
+# Memory
+from .memory import (
+    MemoryReport, SavedTensor, SavedTensors, korthikanti_layer_bytes, measure_memory,
+    predict_layer_activations, saved_tensors,
+)
 from .timeline import MemoryTimeline, memory_timeline
 from .caching import BackboneCache, CachedTower, cache_backbone
 from .recompute import Checkpointed, checkpoint_layers
-from .memory import korthikanti_layer_bytes, predict_layer_activations
+# Fine-tuning
 from .data import DigitsTask, Split, digits_task, load_digit_rows
-from .training import EpochRecord, Evaluation, History, evaluate, logits_of, predict, train
-from .training import mean_history
+from .training import EpochRecord, Evaluation, History, evaluate, logits_of, mean_history, predict, train
+# Where and how big to run
+from .runtime import pick_device, scale, seed_everything
+
+__version__ = "0.1.0"
