@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from ._args import as_args
+from ._args import as_args, call_model, check_loss
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,15 @@ def count_flops(
     """FLOPs of model(*inputs) and, if loss_fn is given, of loss_fn(output).backward()."""
     args = as_args(inputs)
     with FlopCounterMode(display=False) as fwd:
-        out = model(*args)
-        loss = loss_fn(out) if loss_fn is not None else None
+        out = call_model(model, args)
+        loss = check_loss(loss_fn(out)) if loss_fn is not None else None
     if loss is None:
         return FlopCount(forward=fwd.get_total_flops(), backward=0)
-    with FlopCounterMode(display=False) as bwd:
-        loss.backward()
+    try:
+        with FlopCounterMode(display=False) as bwd:
+            loss.backward()
+    finally:
+        model.zero_grad(set_to_none=True)  # leave no .grad behind for the next helper
     return FlopCount(forward=fwd.get_total_flops(), backward=bwd.get_total_flops())
 
 
@@ -146,12 +149,13 @@ def split_flops(
     with FlopCounterMode(display=False) as mode:
         meter = _AdapterMeter(model, mode, is_adapter)
         try:
-            loss = loss_fn(model(*args))
+            loss = check_loss(loss_fn(call_model(model, args)))
             forward = mode.get_total_flops()
             loss.backward()
             backward = mode.get_total_flops() - forward
         finally:
             meter.remove()
+            model.zero_grad(set_to_none=True)  # leave no .grad behind for the next helper
     return FlopSplit(
         backbone_forward=forward - meter.forward,
         adapter_forward=meter.forward,

@@ -60,7 +60,8 @@ class LoRALinear(nn.Module):
         if self.merged:  # the update already sits inside base.weight
             return out
         x = x.to(self.lora_A.weight.dtype)
-        return out + self.lora_B(self.lora_A(self.dropout(x))) * self.scaling
+        # As peft: the sum comes back in the base layer's dtype (fp32 adapters on a bf16 model).
+        return (out + self.lora_B(self.lora_A(self.dropout(x))) * self.scaling).to(out.dtype)
 
     @torch.no_grad()
     def merge(self) -> None:
@@ -121,4 +122,8 @@ def add_lora(
         parent, _, child = n.rpartition(".")
         owner = model.get_submodule(parent) if parent else model
         setattr(owner, child, LoRALinear(model.get_submodule(n), r, alpha, dropout))
+    for module in model.modules():  # adapters from an earlier add_lora call stay trainable
+        if isinstance(module, LoRALinear):
+            module.lora_A.requires_grad_(True)
+            module.lora_B.requires_grad_(True)
     return model

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._args import as_args
+from ._args import as_args, call_model, check_loss
 
 MIB = 2**20
 CATEGORIES = ("parameters", "gradients", "optimizer_state", "activations")
@@ -139,9 +139,7 @@ def measure_memory(
     if on_cuda:
         _cuda_peak_start(device)
     with SavedTensorRecorder() as recorder:
-        loss = loss_fn(model(*args))
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError("loss_fn must return a scalar tensor (one element)")
+        loss = check_loss(loss_fn(call_model(model, args)))
     activations = recorder.bytes_excluding(param_storages)
     recorder.release()
     peak_forward = _cuda_peak(device) if on_cuda else None

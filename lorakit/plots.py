@@ -4,12 +4,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 
 def plot_singular_values(ax, values: dict[str, Sequence[float]], r: int | None = None):
     """Singular values per matrix on a log scale, one line each; a dashed line at index r."""
     for label, s in values.items():
-        s = np.asarray(s, dtype=float)
+        s = torch.as_tensor(s).detach().cpu().double().numpy()  # a CUDA tensor too
         ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, 1e-30), marker="o", ms=3, label=label)
     if r is not None:
         ax.axvline(r + 0.5, color="grey", ls="--", lw=1, label=f"r = {r}")

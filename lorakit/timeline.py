@@ -15,7 +15,7 @@ from torch import nn
 from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
 
-from ._args import as_args
+from ._args import as_args, call_model, check_loss, model_device
 
 # The order of the sizes in export_memory_timeline's JSON (torch/profiler/_memory_profiler.py,
 # _CATEGORY_TO_COLORS); None there is memory the profiler could not categorise.
@@ -102,7 +102,9 @@ def memory_timeline(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     args = as_args(inputs)
-    device = next(model.parameters()).device
+    device = model_device(model, args)
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"the profiler's memory timeline covers CPU and CUDA, not {device.type}")
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     prof = profile(activities=activities, profile_memory=True, record_shapes=True, with_stack=True)
     with _quiet_stderr():
@@ -110,7 +112,7 @@ def memory_timeline(
     try:
         for _ in range(steps):
             with record_function("## forward ##"):
-                loss = loss_fn(model(*args))
+                loss = check_loss(loss_fn(call_model(model, args)))
             with record_function("## backward ##"):
                 loss.backward()
             with record_function("## optimizer ##"):
@@ -120,7 +122,7 @@ def memory_timeline(
     finally:
         with _quiet_stderr():
             prof.stop()
-    dev = "cpu" if device.type == "cpu" else f"cuda:{device.index or 0}"
+    dev = "cpu" if device.type == "cpu" else f"cuda:{device.index or torch.cuda.current_device()}"
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "timeline.json")
         with warnings.catch_warnings():
@@ -130,6 +132,8 @@ def memory_timeline(
             prof.export_memory_timeline(path, device=dev)
         with open(path) as f:
             times, sizes = json.load(f)
+    if not times:
+        raise ValueError(f"the profiler recorded no memory events on {dev}")
     t0 = times[0]
     phases = [(name, (a - t0) / 1000, (b - t0) / 1000) for name, a, b in _phase_ranges(prof)]
     by_cat = {c: tuple(s[i + 1] for s in sizes) for i, c in enumerate(CATEGORIES)}  # s[0] is unused

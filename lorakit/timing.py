@@ -17,7 +17,7 @@ from torch import nn
 from torch.autograd.profiler import record_function
 from torch.utils import benchmark
 
-from ._args import as_args
+from ._args import as_args, call_model, check_loss, model_device
 
 # The labels seed 002 gives the three phases of a step (torch.profiler shows them as ranges).
 PHASE_LABELS = ("## forward ##", "## backward ##", "## optimizer ##")
@@ -139,30 +139,20 @@ def synchronize(device: torch.device | str | None = None) -> None:
     """Wait for queued GPU work, so that a clock read afterwards sees it finished."""
     kind = torch.device(device).type if device is not None else None
     if kind in (None, "cuda") and torch.cuda.is_available():
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)  # the model's own GPU, not only the current one
     if kind == "mps":
         torch.mps.synchronize()
-
-
-def _device_of(args: tuple, model: nn.Module) -> torch.device:
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            return a.device
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def _one_step(model, args, loss_fn, optimizer, device) -> tuple[float, float, float]:
     """One labelled training step; seconds per phase. Syncs inside each range so a trace agrees."""
     t0 = time.perf_counter()
     with record_function(PHASE_LABELS[0]):
-        out = model(*args)
+        out = call_model(model, args)
         synchronize(device)
     t1 = time.perf_counter()
     with record_function(PHASE_LABELS[1]):
-        loss = loss_fn(out)
-        if loss.dim() != 0:
-            raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
+        loss = check_loss(loss_fn(out))
         loss.backward()
         synchronize(device)
     t2 = time.perf_counter()
@@ -195,7 +185,7 @@ def time_steps(cases: Mapping[str, Case], repeats: int = 20, warmup: int = 3) ->
             raise ValueError(f"case {name!r} must be (model, inputs, loss_fn, optimizer), got {len(case)} items")
         model, inputs, loss_fn, optimizer = case
         args = as_args(inputs)
-        prepared[name] = (model, args, loss_fn, optimizer, _device_of(args, model))
+        prepared[name] = (model, args, loss_fn, optimizer, model_device(model, args))
     runs: dict[str, list] = {name: [] for name in cases}
     for i in range(warmup + repeats):
         for name, (model, args, loss_fn, optimizer, device) in prepared.items():

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._args import model_device
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -131,10 +133,6 @@ def _xy(data) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)  # CUDA runs asynchronously: wait before reading a clock
@@ -144,7 +142,7 @@ def _sync(device: torch.device) -> None:
 def evaluate(model: nn.Module, data, batch_size: int = 256) -> Evaluation:
     """Mean cross-entropy (over examples) and correct predictions, in eval mode (no dropout)."""
     x, y = _xy(data)
-    device, was_training = _device(model), model.training
+    device, was_training = model_device(model), model.training
     model.eval()
     loss_sum, correct = 0.0, 0
     for i in range(0, len(y), batch_size):
@@ -159,7 +157,7 @@ def evaluate(model: nn.Module, data, batch_size: int = 256) -> Evaluation:
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Logits (n, num_labels) in eval mode, on the CPU."""
-    device, was_training = _device(model), model.training
+    device, was_training = model_device(model), model.training
     model.eval()
     out = torch.cat([logits_of(model(x[i:i + batch_size].to(device))).cpu()
                      for i in range(0, len(x), batch_size)])
@@ -199,7 +197,7 @@ def train(
     if not params:
         raise ValueError("the model has no parameter that requires grad: nothing to train")
     x, y = _xy(train_data)
-    device = _device(model)
+    device = model_device(model)
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(y) / batch_size)

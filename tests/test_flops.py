@@ -97,3 +97,19 @@ def test_count_ops_by_hand():
     assert ops.module_calls == 4  # the Sequential and its three children
     # Single-tensor Adam runs one addcdiv_ per parameter tensor (2 weights, 2 biases).
     assert ops.optimizer_ops["aten.addcdiv_"] == 4
+
+
+def test_count_flops_leaves_no_grad_behind():
+    # A later helper (measure_memory) refuses a model that already holds .grad tensors.
+    from lorakit import measure_memory
+    model = nn.Linear(8, 4)
+    x = torch.randn(2, 8)
+    count_flops(model, x, lambda y: y.sum())
+    assert all(p.grad is None for p in model.parameters())
+    assert measure_memory(model, x, lambda y: y.sum()).gradients == (8 * 4 + 4) * 4
+
+
+def test_wrong_input_shape_is_a_value_error():
+    import pytest
+    with pytest.raises(ValueError, match=r"inputs of shape \(2, 7\)"):
+        count_flops(nn.Linear(8, 4), torch.randn(2, 7), lambda y: y.sum())

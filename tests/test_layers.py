@@ -127,3 +127,38 @@ def test_meta_device():
     add_lora(model, ["fc1"], r=4)
     assert model.fc1.lora_A.weight.is_meta
     assert count_parameters(model).trainable == 120
+
+
+def test_second_add_lora_keeps_first_adapters_trainable():
+    model = add_lora(add_lora(SimpleMLP(), ["fc1"], r=2), ["fc2"], r=2)
+    trainable = sorted(n for n, p in model.named_parameters() if p.requires_grad)
+    assert trainable == ["fc1.lora_A.weight", "fc1.lora_B.weight", "fc2.lora_A.weight", "fc2.lora_B.weight"]
+    assert count_parameters(model).trainable == 2 * (10 + 20) + 2 * (20 + 2)
+
+
+def test_fp32_adapter_on_bf16_base_returns_base_dtype_like_peft():
+    ours, ref = peft_pair(16, 8, 4, 8)
+    ours.base.to(torch.bfloat16), ref.base_layer.to(torch.bfloat16)
+    x = torch.randn(3, 16, dtype=torch.bfloat16)
+    assert ours(x).dtype == ref(x).dtype == torch.bfloat16
+    assert torch.equal(ours(x), ref(x))
+
+
+def test_dropout_matches_peft_in_train_mode():
+    torch.manual_seed(0)
+    ref_model = get_peft_model(nn.Sequential(nn.Linear(12, 6)),
+                               LoraConfig(target_modules=["0"], r=3, lora_alpha=6, lora_dropout=0.5))
+    ref = ref_model.base_model.model[0]
+    nn.init.normal_(ref.lora_B["default"].weight)
+    ours = LoRALinear(nn.Linear(12, 6), r=3, alpha=6, dropout=0.5)
+    ours.base.load_state_dict(ref.base_layer.state_dict())
+    ours.lora_A.load_state_dict(ref.lora_A["default"].state_dict())
+    ours.lora_B.load_state_dict(ref.lora_B["default"].state_dict())
+    ours.train(), ref.train()
+    x = torch.randn(4, 12)
+    torch.manual_seed(1)
+    y_ours = ours(x)
+    torch.manual_seed(1)
+    y_ref = ref(x)  # the same dropout mask from the same generator state
+    assert torch.equal(y_ours, y_ref)
+    assert not torch.equal(y_ours, ours.eval()(x))  # dropout did act in train mode

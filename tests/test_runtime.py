@@ -27,12 +27,24 @@ def test_scale_from_env(monkeypatch, value, expected):
     assert scale() == expected
 
 
-def test_scale_default_follows_cuda(monkeypatch):
-    monkeypatch.delenv("LORAKIT_SCALE", raising=False)
-    assert scale() == ("full" if torch.cuda.is_available() else "ci")
-
-
 def test_scale_rejects_unknown(monkeypatch):
     monkeypatch.setenv("LORAKIT_SCALE", "huge")
     with pytest.raises(ValueError, match="LORAKIT_SCALE"):
         scale()
+
+
+def test_pick_device_order(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device().type == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device().type == "cpu"
+
+
+@pytest.mark.parametrize("cuda,expected", [(True, "full"), (False, "ci")])
+def test_scale_default_both_ways(monkeypatch, cuda, expected):
+    monkeypatch.delenv("LORAKIT_SCALE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert scale() == expected
