@@ -12,16 +12,15 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
 
-from ._args import as_args, call_model, check_loss, model_device
+from ._args import as_args, model_device
+from .timing import PHASE_LABELS, PHASES, labelled_step
 
 # The order of the sizes in export_memory_timeline's JSON (torch/profiler/_memory_profiler.py,
 # _CATEGORY_TO_COLORS); None there is memory the profiler could not categorise.
 CATEGORIES = ("PARAMETER", "OPTIMIZER_STATE", "INPUT", "TEMPORARY", "ACTIVATION", "GRADIENT",
               "AUTOGRAD_DETAIL", "UNKNOWN")
-PHASES = ("forward", "backward", "optimizer")
 
 
 @contextlib.contextmanager
@@ -45,7 +44,7 @@ def _phase_ranges(prof: profile) -> list[tuple[str, float, float]]:
     Read from the profiler's event tree, as export_memory_timeline does (prof.events() sometimes
     fails to decode an unrelated event's name in torch 2.13, so it is avoided).
     """
-    labels = {f"## {p} ##": p for p in PHASES}
+    labels = dict(zip(PHASE_LABELS, PHASES))
     found, todo = [], list(prof.profiler.kineto_results.experimental_event_tree())
     while todo:
         event = todo.pop()
@@ -111,14 +110,7 @@ def memory_timeline(
         prof.start()
     try:
         for _ in range(steps):
-            with record_function("## forward ##"):
-                loss = check_loss(loss_fn(call_model(model, args)))
-            with record_function("## backward ##"):
-                loss.backward()
-            with record_function("## optimizer ##"):
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            del loss
+            labelled_step(model, args, loss_fn, optimizer, device)  # the same phases as time_step
     finally:
         with _quiet_stderr():
             prof.stop()

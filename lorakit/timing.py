@@ -144,8 +144,12 @@ def synchronize(device: torch.device | str | None = None) -> None:
         torch.mps.synchronize()
 
 
-def _one_step(model, args, loss_fn, optimizer, device) -> tuple[float, float, float]:
-    """One labelled training step; seconds per phase. Syncs inside each range so a trace agrees."""
+def labelled_step(model, args, loss_fn, optimizer, device) -> tuple[float, float, float]:
+    """One training step in seed 002's record_function ranges; seconds per phase.
+
+    forward: model(*args); backward: loss_fn(output) and .backward(); optimizer: step and
+    zero_grad. Each range ends with a device sync, so a profiler trace and the clock agree.
+    """
     t0 = time.perf_counter()
     with record_function(PHASE_LABELS[0]):
         out = call_model(model, args)
@@ -189,7 +193,7 @@ def time_steps(cases: Mapping[str, Case], repeats: int = 20, warmup: int = 3) ->
     runs: dict[str, list] = {name: [] for name in cases}
     for i in range(warmup + repeats):
         for name, (model, args, loss_fn, optimizer, device) in prepared.items():
-            phases = _one_step(model, args, loss_fn, optimizer, device)
+            phases = labelled_step(model, args, loss_fn, optimizer, device)
             if i >= warmup:
                 runs[name].append(phases)
     return {name: StepTimes(*map(tuple, zip(*r))) for name, r in runs.items()}
