@@ -32,7 +32,7 @@ from .timeline import MemoryTimeline, memory_timeline
 from .caching import BackboneCache, CachedTower, cache_backbone
 from .recompute import Checkpointed, checkpoint_layers
 # Fine-tuning
-from .data import DigitsTask, Split, digits_task, load_digit_rows
+from .data import DigitsTask, Split, digits_task, half_indices, load_digit_rows
 from .training import EpochRecord, Evaluation, History, evaluate, logits_of, mean_history, predict, train
 # Where and how big to run
 from .runtime import pick_device, scale, seed_everything

@@ -4,7 +4,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from lorakit.data import digits_task, load_digit_rows
+from lorakit.data import digits_task, half_indices, load_digit_rows
 
 
 def _rows_with_labels(x: torch.Tensor, digit: torch.Tensor) -> np.ndarray:
@@ -53,3 +53,32 @@ def test_split_is_fixed_by_seed():
 def test_bad_input_is_a_value_error(kwargs):
     with pytest.raises(ValueError):
         digits_task(**kwargs)
+
+
+def test_halves_are_disjoint_and_cover_every_image():
+    a, b = half_indices(0), half_indices(1)
+    assert len(a) == 898 and len(b) == 899
+    assert torch.equal(torch.sort(torch.cat([a, b])).values, torch.arange(1797))
+
+
+def test_half_task_holds_only_that_half_and_groups_labels():
+    images, digit = load_digit_rows()
+    mod5 = tuple(d % 5 for d in range(10))
+    task = digits_task(range(10), labels=mod5, half=1, seed=0)
+    assert task.num_labels == 5 and task.half == 1
+    splits = (task.train, task.val, task.test)
+    x, y = torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits])
+    rows = half_indices(1)
+    # Same multiset of (image, label) as half 1 of sklearn's data with label = digit % 5.
+    np.testing.assert_array_equal(_rows_with_labels(x, y), _rows_with_labels(images[rows], digit[rows] % 5))
+    other = digits_task(range(10), half=0)
+    assert not set(map(bytes, other.train.x.numpy())) & set(map(bytes, x.numpy()))  # no image in both halves
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"half": 2}, {"half": True}, {"labels": (0, 1, 2)}, {"labels": (0,) * 10},
+    {"labels": (0, 2) * 5}, {"labels": (0, 1.0) * 5},
+])
+def test_bad_half_or_labels_are_value_errors(kwargs):
+    with pytest.raises(ValueError):
+        digits_task(range(10), **kwargs)
