@@ -43,3 +43,11 @@ def model_device(model: nn.Module, args: tuple = ()) -> torch.device:
         if isinstance(a, torch.Tensor):
             return a.device
     return torch.device("cpu")
+
+
+def check_int(name: str, value: object, minimum: int = 1) -> int:
+    """Return value if it is an int (not a bool) >= minimum, else a ValueError that names it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, f"an integer >= {minimum}")
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return value

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from ._args import as_args, call_model, check_loss
+from ._args import as_args, call_model, check_int, check_loss
 
 
 @dataclass(frozen=True)
@@ -223,8 +223,7 @@ def count_ops(
             self.calls[name] = self.calls.get(name, 0) + 1
             return func(*args, **(kwargs or {}))
 
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+    check_int("warmup", warmup, minimum=0)
     args = as_args(inputs)
     for _ in range(warmup):
         loss_fn(model(*args)).backward()

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ._args import check_int
+
 
 def check_rank(r: object) -> int:
     """Return r if it is a positive integer, else raise a ValueError that says so."""
-    if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
-        raise ValueError(f"rank r must be a positive integer, got {r!r}")
-    return r
+    return check_int("rank r", r)
 
 
 class LoRALinear(nn.Module):

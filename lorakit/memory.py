@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._args import as_args, call_model, check_loss
+from ._args import as_args, call_model, check_int, check_loss
 
 MIB = 2**20
 CATEGORIES = ("parameters", "gradients", "optimizer_state", "activations")
@@ -331,8 +331,7 @@ def predict_layer_activations(
             mask is a float tensor (dropout on a CPU).
     """
     for name, v in (("s", s), ("b", b), ("h", h), ("a", a)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_int(name, v)
     e, m, f = bytes_per_element, bytes_per_mask, 4 * h if ffn is None else ffn
     sbh = s * b * h
     # Attention: the QKV input, Q and K (for QK^T), V, the output projection's input: 5 sbh

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ._args import check_int
 from .layers import check_rank, matches
 
 
@@ -44,8 +45,7 @@ def count_parameters(model: nn.Module) -> ParamCount:
 def lora_param_count(d_in: int, d_out: int, r: int) -> int:
     """Trainable parameters of one LoRA pair: A is (r x d_in), B is (d_out x r)."""
     for name, v in (("d_in", d_in), ("d_out", d_out), ("r", r)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_int(name, v)
     return r * (d_in + d_out)
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from ._args import as_args, model_device
+from ._args import as_args, check_int, model_device
 from .timing import PHASE_LABELS, PHASES, labelled_step
 
 # The order of the sizes in export_memory_timeline's JSON (torch/profiler/_memory_profiler.py,
@@ -98,8 +98,7 @@ def memory_timeline(
     Uses profile(profile_memory=True, record_shapes=True, with_stack=True) and
     export_memory_timeline(*.json), as seed 002 does, on the model's own device.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    check_int("steps", steps)
     args = as_args(inputs)
     device = model_device(model, args)
     if device.type not in ("cpu", "cuda"):

@@ -17,7 +17,7 @@ from torch import nn
 from torch.autograd.profiler import record_function
 from torch.utils import benchmark
 
-from ._args import as_args, call_model, check_loss, model_device
+from ._args import as_args, call_model, check_int, check_loss, model_device
 
 # The labels seed 002 gives the three phases of a step (torch.profiler shows them as ranges).
 PHASE_LABELS = ("## forward ##", "## backward ##", "## optimizer ##")
@@ -169,10 +169,8 @@ def labelled_step(model, args, loss_fn, optimizer, device) -> tuple[float, float
 
 
 def _check_counts(repeats: int, warmup: int) -> None:
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+    check_int("repeats", repeats)
+    check_int("warmup", warmup, minimum=0)
 
 
 def time_steps(cases: Mapping[str, Case], repeats: int = 20, warmup: int = 3) -> dict[str, StepTimes]:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._args import check_int
 from .timing import PHASE_LABELS, StepTimes
 
 
@@ -39,8 +40,7 @@ def read_trace_steps(
     """
     if len(labels) != 3:
         raise ValueError(f"labels must name the forward, backward and optimizer ranges, got {list(labels)}")
-    if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
-        raise ValueError(f"skip must be a non-negative integer, got {skip!r}")
+    check_int("skip", skip, minimum=0)
     durations = read_phase_durations(trace, labels)
     counts = {label: len(d) for label, d in durations.items()}
     if len(set(counts.values())) != 1:

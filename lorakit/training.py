@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._args import model_device
+from ._args import check_int, model_device
 
 
 @dataclass(frozen=True)
@@ -185,10 +185,8 @@ def train(
     generator seeded with `seed`. With progress=True a tqdm bar counts the steps (on stderr, or in
     a Jupyter kernel in one display updated in place).
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_int("epochs", epochs)
+    check_int("batch_size", batch_size)
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
     if schedule not in ("linear", "constant"):
