@@ -35,6 +35,6 @@ from .recompute import Checkpointed, checkpoint_layers
 from .data import DigitsTask, Split, digits_task, half_indices, load_digit_rows
 from .training import EpochRecord, Evaluation, History, evaluate, logits_of, mean_history, predict, train
 # Where and how big to run
-from .runtime import pick_device, scale, seed_everything
+from .runtime import fewer, pick_device, scale, seed_everything, smoke
 
 __version__ = "0.1.0"

@@ -8,6 +8,21 @@ import numpy as np
 import torch
 
 SCALES = ("ci", "full")
+SMOKE_STEPS = 2  # batches per epoch that `train` runs in smoke mode
+
+
+def smoke() -> bool:
+    """True when env LORAKIT_SMOKE is 1: full shapes and exact counts, but repeats, epochs and
+    sweep points cut to the fewest that still run every code path (the full-scale CPU test)."""
+    value = os.environ.get("LORAKIT_SMOKE", "").strip().lower()
+    if value not in ("", "0", "1", "false", "true"):
+        raise ValueError(f"LORAKIT_SMOKE must be 0 or 1, got {value!r}")
+    return value in ("1", "true")
+
+
+def fewer(n: int, smoke_n: int = 1) -> int:
+    """n, or at most smoke_n in smoke mode: for repeats, epochs and sweep sizes in a notebook."""
+    return min(n, smoke_n) if smoke() else n
 
 
 def pick_device() -> torch.device:

@@ -18,6 +18,7 @@ from torch.autograd.profiler import record_function
 from torch.utils import benchmark
 
 from ._args import as_args, call_model, check_int, check_loss, model_device
+from .runtime import smoke
 
 # The labels seed 002 gives the three phases of a step (torch.profiler shows them as ranges).
 PHASE_LABELS = ("## forward ##", "## backward ##", "## optimizer ##")
@@ -179,6 +180,8 @@ def time_steps(cases: Mapping[str, Case], repeats: int = 20, warmup: int = 3) ->
     Each case is (model, inputs, loss_fn, optimizer). Warm-up steps run first and are dropped.
     """
     _check_counts(repeats, warmup)
+    if smoke():  # the full-scale CPU test: one timed step proves the path
+        repeats, warmup = 1, min(warmup, 1)
     if not cases:
         raise ValueError("cases is empty: give at least one (model, inputs, loss_fn, optimizer)")
     prepared = {}
@@ -222,6 +225,8 @@ def time_calls(
     """
     _check_counts(rounds, 0)
     _check_counts(number, 0)
+    if smoke():  # the full-scale CPU test: one call per function proves the path
+        number, rounds = 1, 1
     if not fns:
         raise ValueError("fns is empty: give at least one function to time")
     # Timer defaults to one thread; keep the thread count the caller set, like time_step.

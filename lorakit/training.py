@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._args import check_int, model_device
+from .runtime import SMOKE_STEPS, smoke
 
 
 @dataclass(frozen=True)
@@ -213,10 +214,12 @@ def train(
         for epoch in range(1, epochs + 1):
             model.train()
             order = torch.randperm(len(y), generator=generator)
-            loss_sum = 0.0
+            loss_sum, seen = 0.0, 0
             _sync(device)
             start = time.perf_counter()
             for i in range(0, len(y), batch_size):
+                if smoke() and i >= SMOKE_STEPS * batch_size:
+                    break  # the full-scale CPU test: a few steps an epoch prove the path
                 idx = order[i:i + batch_size]
                 xb, yb = x[idx].to(device), y[idx].to(device)
                 loss = F.cross_entropy(logits_of(model(xb)), yb)
@@ -225,10 +228,11 @@ def train(
                 optimizer.step()
                 scheduler.step()
                 loss_sum += loss.item() * len(idx)
+                seen += len(idx)
                 bar.update(1)
             _sync(device)
             seconds = time.perf_counter() - start
             val = evaluate(model, val_data)
             bar.set_postfix(val_acc=f"{val.accuracy:.3f}")
-            records.append(EpochRecord(epoch, loss_sum / len(y), val.loss, val.accuracy, seconds))
+            records.append(EpochRecord(epoch, loss_sum / seen, val.loss, val.accuracy, seconds))
     return History(tuple(records))
