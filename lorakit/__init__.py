@@ -34,6 +34,9 @@ from .recompute import Checkpointed, checkpoint_layers
 # Fine-tuning
 from .data import DigitsTask, Split, digits_task, half_indices, load_digit_rows
 from .training import EpochRecord, Evaluation, History, evaluate, logits_of, mean_history, predict, train
+from .sentiment import SentimentTask, TextSplit, movie_reviews
+from .text import Encoded, encode
+from . import pretrained
 # Where and how big to run
 from .runtime import fewer, pick_device, scale, seed_everything, smoke
 

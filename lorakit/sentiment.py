@@ -15,6 +15,8 @@ ratings on a scale of -4 to +4. Where it comes from:
 The task: is a snippet positive? Snippets the raters found near-neutral (|valence| < 0.5) are
 left out; label 1 if the mean valence is positive, else 0. The splits are fixed by the snippet's
 id and never change: id % 10 == 0 is test, id % 10 == 1 is validation, the rest is training.
+The file lists the positive snippets first, so within a split the order is shuffled, by a fixed
+key (the sha256 of the id), so that `head(n)` is a fair sample on every machine and version.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ class Snippet:
 
 @dataclass(frozen=True)
 class TextSplit:
-    """Texts with their labels (1 = positive) and the raters' mean valence, in file order."""
+    """Texts with their labels (1 = positive) and the raters' mean valence, in a fixed shuffled order."""
 
     ids: tuple[int, ...]
     texts: tuple[str, ...]
@@ -90,6 +92,10 @@ def split_of(snippet_id: int) -> str:
     return {0: "test", 1: "val"}.get(snippet_id % 10, "train")
 
 
+def _shuffle_key(snippet_id: int) -> str:
+    return hashlib.sha256(str(snippet_id).encode()).hexdigest()
+
+
 def movie_reviews(min_abs_valence: float = 0.5) -> SentimentTask:
     """The sentiment task: snippets with |mean valence| >= min_abs_valence, label = valence > 0."""
     if not 0 <= min_abs_valence < 4:
@@ -97,7 +103,7 @@ def movie_reviews(min_abs_valence: float = 0.5) -> SentimentTask:
     kept = [s for s in read_snippets() if abs(s.valence) >= min_abs_valence and s.valence != 0]
     parts = {}
     for name in SPLITS:
-        rows = [s for s in kept if split_of(s.id) == name]
+        rows = sorted((s for s in kept if split_of(s.id) == name), key=lambda s: _shuffle_key(s.id))
         parts[name] = TextSplit(
             ids=tuple(s.id for s in rows),
             texts=tuple(s.text for s in rows),

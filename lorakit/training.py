@@ -134,6 +134,18 @@ def _xy(data) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
+def _mask(data) -> torch.Tensor | None:
+    # Tokenized text (lorakit.text.Encoded) carries an attention mask (n, L): the model gets (x, mask).
+    return getattr(data, "mask", None)
+
+
+def _call(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None, idx, device) -> torch.Tensor:
+    """Logits of one batch: model(x[idx]), or model(x[idx], mask[idx]) for tokenized text."""
+    if mask is None:
+        return logits_of(model(x[idx].to(device)))
+    return logits_of(model(x[idx].to(device), mask[idx].to(device)))
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)  # CUDA runs asynchronously: wait before reading a clock
@@ -143,12 +155,14 @@ def _sync(device: torch.device) -> None:
 def evaluate(model: nn.Module, data, batch_size: int = 256) -> Evaluation:
     """Mean cross-entropy (over examples) and correct predictions, in eval mode (no dropout)."""
     x, y = _xy(data)
+    mask = _mask(data)
     device, was_training = model_device(model), model.training
     model.eval()
     loss_sum, correct = 0.0, 0
     for i in range(0, len(y), batch_size):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        logits = logits_of(model(xb))  # (b, num_labels)
+        batch = slice(i, i + batch_size)
+        logits = _call(model, x, mask, batch, device)  # (b, num_labels)
+        yb = y[batch].to(device)
         loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
         correct += int((logits.argmax(-1) == yb).sum())
     model.train(was_training)
@@ -156,11 +170,12 @@ def evaluate(model: nn.Module, data, batch_size: int = 256) -> Evaluation:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Logits (n, num_labels) in eval mode, on the CPU."""
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256,
+            mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits (n, num_labels) in eval mode, on the CPU (mask: the attention mask of tokenized text)."""
     device, was_training = model_device(model), model.training
     model.eval()
-    out = torch.cat([logits_of(model(x[i:i + batch_size].to(device))).cpu()
+    out = torch.cat([_call(model, x, mask, slice(i, i + batch_size), device).cpu()
                      for i in range(0, len(x), batch_size)])
     model.train(was_training)
     return out
@@ -196,6 +211,7 @@ def train(
     if not params:
         raise ValueError("the model has no parameter that requires grad: nothing to train")
     x, y = _xy(train_data)
+    mask = _mask(train_data)
     device = model_device(model)
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
@@ -221,8 +237,7 @@ def train(
                 if smoke() and i >= SMOKE_STEPS * batch_size:
                     break  # the full-scale CPU test: a few steps an epoch prove the path
                 idx = order[i:i + batch_size]
-                xb, yb = x[idx].to(device), y[idx].to(device)
-                loss = F.cross_entropy(logits_of(model(xb)), yb)
+                loss = F.cross_entropy(_call(model, x, mask, idx, device), y[idx].to(device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
