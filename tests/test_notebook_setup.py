@@ -105,3 +105,16 @@ def test_metadata_asks_colab_for_a_gpu(path) -> None:
 def test_every_notebook_has_the_same_setup_cell() -> None:
     firsts = {path.name: cells(path)[0] for path in NOTEBOOKS}
     assert len(set(firsts.values())) <= 1, f"set-up cells differ: {sorted(firsts)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_cell_raises_on_purpose(path) -> None:
+    # "Run all" on Colab and in Jupyter stops at the first error, whatever a cell's tags say: a lesson that
+    # shows an error catches it and prints it, so no cell may be marked as raising, and none may be stored
+    # with an error output.
+    nb = json.loads(path.read_text())
+    for i, cell in enumerate(nb["cells"]):
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        assert "raises-exception" not in cell.get("metadata", {}).get("tags", []), f"cell {i} has raises-exception"
+        assert "NBVAL_RAISES_EXCEPTION" not in source, f"cell {i} is marked NBVAL_RAISES_EXCEPTION"
+        assert not any(o.get("output_type") == "error" for o in cell.get("outputs", [])), f"cell {i} stored an error"

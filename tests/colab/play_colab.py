@@ -1,19 +1,24 @@
-"""Play Colab: run a chapter the way a reader's Colab runtime does, from the repository, with nothing else.
+"""Play Colab: run chapters the way a reader's Colab runtime does: Colab's own image, "Run all", nothing else.
 
-Usage (from the repository root, with Python 3.11 and access to the package index):
+Usage (from the repository root, with the project's venv active and access to the package index):
 
-    python tests/colab/play_colab.py [NOTEBOOK ...] [--keep]
+    python tests/colab/play_colab.py [NOTEBOOK ...] [--keep] [--rebuild]
 
 NOTEBOOK defaults to notebooks/01_math_of_lora.ipynb. What it does:
   1. snapshots the working tree (tracked files and untracked ones git does not ignore) into a new local git
      repository: what GitHub would serve after a push;
-  2. makes a clean virtual environment with only torch==2.13.0 (Colab's preinstalled torch) and the kernel
-     machinery (ipykernel, nbclient);
+  2. makes Colab's image: a virtual environment on the Python version that tests/colab/colab_image.txt records
+     (found under pyenv or on PATH), with exactly the packages and versions that file records (Colab's torch,
+     transformers, numpy, the peft it preinstalls, ...), plus the kernel machinery. That venv is built once per
+     machine and cached, keyed by the file's hash, in ~/.cache/lora-book (or $LORA_BOOK_CACHE); each run works
+     on a hard-linked copy of it, so the cached image stays as recorded;
   3. runs each notebook in a fresh kernel in an empty folder (Colab's /content), with a stand-in `google.colab`
      package imported first and the set-up cell's REPO_URL pointed at git+file:// of the snapshot, so the set-up
-     cell installs lorakit and the pinned peft from the repository exactly as on Colab;
+     cell installs lorakit and the pinned peft from the repository exactly as on Colab. "Run all" semantics:
+     the first error stops the notebook, whatever its cells' tags say (a `raises-exception` tag is removed
+     before the run, as Colab and Jupyter ignore it);
   4. checks every cell ran, lorakit was imported from the installed package (not the checkout), peft is the
-     pinned version and torch was left as it was.
+     pinned version and torch and numpy were left as the image had them.
 It prints how long each step took and ends with 'N passed, N failed'.
 """
 from __future__ import annotations
@@ -29,11 +34,13 @@ import sys
 import tempfile
 import time
 
+import hashlib
+
 import yaml
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-TORCH = "torch==2.13.0"  # Colab's own torch stands in as this: the set-up cell must leave it alone
-KERNEL = ["ipykernel", "nbclient"]
+IMAGE_FILE = REPO_ROOT / "tests" / "colab" / "colab_image.txt"  # Colab's Python and package versions
+KERNEL = ["ipykernel", "nbclient"]  # the test's own kernel machinery, installed beside the image
 
 # Run inside the clean venv: executes one notebook with nbclient, writes it back executed.
 RUNNER = r"""
@@ -41,7 +48,12 @@ import sys, nbformat
 from nbclient import NotebookClient
 src, dst, cwd = sys.argv[1:4]
 nb = nbformat.read(src, as_version=4)
-client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": cwd}})
+for cell in nb.cells:  # "Run all" on Colab and in Jupyter stops at the first error, whatever the tags
+    tags = cell.metadata.get("tags", [])
+    if "raises-exception" in tags:
+        cell.metadata["tags"] = [t for t in tags if t != "raises-exception"]
+client = NotebookClient(nb, timeout=1800, kernel_name="python3", allow_errors=False,
+                        resources={"metadata": {"path": cwd}})
 try:
     client.execute()
 finally:
@@ -58,7 +70,8 @@ import google.colab"""
 REPORT = r"""# Added by play_colab.py: where everything came from.
 import importlib.metadata, json, sys, torch, lorakit
 print("PLAY_COLAB " + json.dumps({"python": sys.executable, "torch": importlib.metadata.version("torch"),
-      "peft": importlib.metadata.version("peft"), "lorakit": lorakit.__file__}))"""
+      "numpy": importlib.metadata.version("numpy"), "peft": importlib.metadata.version("peft"),
+      "lorakit": lorakit.__file__}))"""
 
 
 def run(cmd: list[str], **kwargs) -> None:
@@ -67,6 +80,67 @@ def run(cmd: list[str], **kwargs) -> None:
     if proc.returncode:
         sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}")
+
+
+def read_image(path: pathlib.Path = IMAGE_FILE) -> tuple[str, list[str]]:
+    """The Python version ("3.13") and the package pins that the image file records."""
+    text = path.read_text()
+    found = re.search(r"^# python: (\d+\.\d+)\s*$", text, re.M)
+    if not found:
+        raise SystemExit(f"{path} must record the Python version in a line '# python: X.Y'")
+    pins = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not any(p.startswith("torch==") for p in pins) or not any(p.startswith("peft==") for p in pins):
+        raise SystemExit(f"{path} must pin torch and peft")
+    return found.group(1), pins
+
+
+def find_python(version: str) -> str:
+    """An interpreter of that version: the newest under pyenv, else pythonX.Y on PATH."""
+    pyenv = pathlib.Path(os.environ.get("PYENV_ROOT", pathlib.Path.home() / ".pyenv")) / "versions"
+    found = sorted(pyenv.glob(f"{version}.*/bin/python{version}"),
+                   key=lambda p: [int(x) for x in p.parts[-3].split(".") if x.isdigit()])
+    if found:
+        return str(found[-1])
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        return on_path
+    raise SystemExit(f"Colab's image needs Python {version}: none under {pyenv} or on PATH "
+                     f"(install it, e.g. pyenv install {version})")
+
+
+def image_venv(rebuild: bool = False) -> tuple[pathlib.Path, float]:
+    """The cached venv of Colab's image, built if missing; returns its path and the seconds spent building."""
+    key = hashlib.sha256(IMAGE_FILE.read_bytes() + " ".join(KERNEL).encode()).hexdigest()[:16]
+    cache = pathlib.Path(os.environ.get("LORA_BOOK_CACHE", pathlib.Path.home() / ".cache" / "lora-book"))
+    venv = cache / f"colab-image-{key}"
+    if (venv / ".complete").exists() and not rebuild:
+        return venv, 0.0
+    start = time.perf_counter()
+    version, pins = read_image()
+    shutil.rmtree(venv, ignore_errors=True)
+    building = cache / f"colab-image-{key}.building"
+    shutil.rmtree(building, ignore_errors=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    run([find_python(version), "-m", "venv", str(building)])
+    run([str(building / "bin" / "python"), "-m", "pip", "install", "-q", *pins, *KERNEL])
+    # Built beside, renamed when complete: a killed build never looks complete. Only `python -m` is used,
+    # so the scripts' first lines (which name the build folder) do not matter.
+    building.rename(venv)
+    (venv / ".complete").write_text(IMAGE_FILE.read_text())
+    for stale in cache.glob("colab-image-*"):  # earlier images: a few GB each
+        if stale != venv:
+            shutil.rmtree(stale, ignore_errors=True)
+    return venv, time.perf_counter() - start
+
+
+def copy_venv(src: pathlib.Path, dest: pathlib.Path) -> None:
+    """A copy of a venv that the run may change: hard links (instant, and pip replaces files rather than
+    writing into them, so the cached image is untouched), or a real copy across file systems."""
+    try:
+        run(["cp", "-al", str(src), str(dest)])
+    except SystemExit:
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(src, dest, symlinks=True)
 
 
 def snapshot(dest: pathlib.Path) -> str:
@@ -102,9 +176,14 @@ def colab_copy(notebook: pathlib.Path, repo_url: str, local_url: str, dest: path
     dest.write_text(json.dumps(nb))
 
 
-def check(executed: pathlib.Path, venv: pathlib.Path, pinned_peft: str, torch_before: str) -> list[str]:
+def check(executed: pathlib.Path, venv: pathlib.Path, pinned_peft: str, torch_before: str,
+          numpy_before: str) -> list[str]:
     """What went wrong in an executed copy (empty if nothing)."""
     nb = json.loads(executed.read_text())
+    errors = [(i, o) for i, c in enumerate(nb["cells"]) for o in c.get("outputs", []) if o["output_type"] == "error"]
+    if errors:  # "Run all" stopped here; nothing after it ran
+        i, err = errors[0]
+        return [f"cell {i} raised {err['ename']}: {err['evalue'][:500]}"]
     problems = [f"cell {i} did not run" for i, c in enumerate(nb["cells"])
                 if c["cell_type"] == "code" and c.get("execution_count") is None]
     texts = ["".join(o.get("text", "")) for o in nb["cells"][-1].get("outputs", [])]
@@ -116,6 +195,8 @@ def check(executed: pathlib.Path, venv: pathlib.Path, pinned_peft: str, torch_be
         problems.append(f"the kernel ran {info['python']}, not the clean venv's python")
     if info["torch"] != torch_before:
         problems.append(f"the set-up cell changed torch: {torch_before} -> {info['torch']}")
+    if info["numpy"] != numpy_before:
+        problems.append(f"the set-up cell changed numpy: {numpy_before} -> {info['numpy']}")
     if info["peft"] != pinned_peft:
         problems.append(f"peft {info['peft']}, pinned {pinned_peft}")
     if not info["lorakit"].startswith(str(venv)):
@@ -128,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", default=["notebooks/01_math_of_lora.ipynb"])
     parser.add_argument("--keep", action="store_true", help="keep the work folder (printed) for a look")
     parser.add_argument("--preinstall", action="append", default=[], metavar="PKG",
-                        help="also install PKG beside torch before the notebook runs, as Colab's image has more "
-                             "(pandas, scikit-learn, ...); by default nothing else, so lorakit must bring the rest")
+                        help="also install PKG into this run's copy of the image before the notebooks run")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached image venv")
     args = parser.parse_args(argv)
     notebooks = [(REPO_ROOT / n).resolve() for n in args.notebooks]
     repo_url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
@@ -143,14 +224,18 @@ def main(argv: list[str] | None = None) -> int:
         local_url = snapshot(work / "repo")
         times["snapshot"] = time.perf_counter() - start
 
+        image, built = image_venv(args.rebuild)
+        times["image venv built" if built else "image venv (cached)"] = built
         start = time.perf_counter()
         venv = work / "venv"
-        run([sys.executable, "-m", "venv", str(venv)])
+        copy_venv(image, venv)
         python = str(venv / "bin" / "python")
-        run([python, "-m", "pip", "install", "-q", TORCH, *args.preinstall, *KERNEL])
-        times["venv with torch"] = time.perf_counter() - start
-        torch_before = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('torch'))"],
-                                      capture_output=True, text=True, check=True).stdout.strip()
+        if args.preinstall:
+            run([python, "-m", "pip", "install", "-q", *args.preinstall])
+        times["venv copied"] = time.perf_counter() - start
+        version = "import importlib.metadata as m; print(m.version('torch'), m.version('numpy'))"
+        torch_before, numpy_before = subprocess.run([python, "-c", version], capture_output=True, text=True,
+                                                    check=True).stdout.split()
 
         # Colab's runtime: no LORAKIT_SCALE, no access to the checkout, a private Jupyter data folder
         # (so no kernel spec of this machine's is picked instead of the venv's own).
@@ -176,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             proc = subprocess.run([python, "-c", RUNNER, str(src), str(dst), str(content)],
                                   cwd=content, env=env, capture_output=True, text=True)
             times[notebook.name] = time.perf_counter() - start
-            problems = (check(dst, venv, pinned, torch_before) if dst.exists()
+            problems = (check(dst, venv, pinned, torch_before, numpy_before) if dst.exists()
                         else ["no executed notebook written"])
             if proc.returncode:
                 problems.insert(0, "execution failed:\n" + proc.stderr[-4000:])
