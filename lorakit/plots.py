@@ -102,3 +102,27 @@ def plot_histories(ax, histories: dict, metric: str = "val_loss", **line_kw):
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize="small")
     return ax
+
+
+def plot_lora_diagram(ax, d_in: int, d_out: int, r: int):
+    """LoRA's shapes to scale: the frozen W (d_out x d_in) beside B (d_out x r) times A (r x d_in)."""
+    from matplotlib.patches import Rectangle
+
+    def block(x0, y0, w, h, color, text):
+        ax.add_patch(Rectangle((x0, y0), w, h, facecolor=color, edgecolor="black", alpha=0.8))
+        ax.text(x0 + w / 2, y0 + h / 2, text, ha="center", va="center", fontsize=10)
+
+    gap = 0.25 * d_in
+    block(0, 0, d_in, d_out, "lightgrey", f"W (frozen)\n{d_out} x {d_in}")
+    ax.text(d_in + gap / 2, d_out / 2, "+", ha="center", va="center", fontsize=16)
+    x_b = d_in + gap
+    block(x_b, 0, r, d_out, "tab:orange", "")
+    ax.text(x_b + r / 2, -0.06 * d_out, f"B\n{d_out} x {r}\n(zero at start)", ha="center", va="top", fontsize=9)
+    block(x_b + r + 0.05 * d_in, d_out - r, d_in, r, "tab:blue", "")
+    ax.text(x_b + r + 0.55 * d_in, d_out - r - 0.04 * d_out, f"A: {r} x {d_in} (random)",
+            ha="center", va="top", fontsize=9)
+    ax.set_xlim(-0.05 * d_in, x_b + r + 1.1 * d_in)
+    ax.set_ylim(-0.3 * d_out, 1.08 * d_out)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return ax
