@@ -24,6 +24,7 @@ It prints how long each step took and ends with 'N passed, N failed'.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -136,9 +137,10 @@ def image_venv(rebuild: bool = False) -> tuple[pathlib.Path, float]:
 def copy_venv(src: pathlib.Path, dest: pathlib.Path) -> None:
     """A copy of a venv that the run may change: hard links (instant, and pip replaces files rather than
     writing into them, so the cached image is untouched), or a real copy across file systems."""
-    try:
-        run(["cp", "-al", str(src), str(dest)])
-    except SystemExit:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    linked = subprocess.run(["cp", "-al", str(src), str(dest)], capture_output=True, text=True)
+    if linked.returncode:  # e.g. another file system: "Invalid cross-device link"
+        print(f"hard links failed ({linked.stderr.strip()[:200]}): copying the image (slow)", flush=True)
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(src, dest, symlinks=True)
 
@@ -204,13 +206,50 @@ def check(executed: pathlib.Path, venv: pathlib.Path, pinned_peft: str, torch_be
     return problems
 
 
+def run_chapter(notebook: pathlib.Path, work: pathlib.Path, image: pathlib.Path, site: pathlib.Path,
+                repo_url: str, local_url: str, pinned: str, preinstall: list[str]) -> tuple[list[str], float]:
+    """One chapter in a fresh runtime (a copy of the image), as a reader who opens it from its rocket button
+    gets; returns what went wrong (empty if nothing) and the seconds it took."""
+    start = time.perf_counter()
+    venv = work / "venv" / notebook.stem
+    copy_venv(image, venv)
+    python = str(venv / "bin" / "python")
+    if preinstall:
+        run([python, "-m", "pip", "install", "-q", *preinstall])
+    version = "import importlib.metadata as m; print(m.version('torch'), m.version('numpy'))"
+    torch_before, numpy_before = subprocess.run([python, "-c", version], capture_output=True, text=True,
+                                                check=True).stdout.split()
+    # Colab's runtime: no LORAKIT_SCALE, no access to the checkout, a private Jupyter data folder
+    # (so no kernel spec of this machine's is picked instead of the venv's own).
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LORAKIT_SCALE", "LORAKIT_SMOKE", "PYTHONPATH", "VIRTUAL_ENV", "JUPYTER_PATH")}
+    jupyter = work / "jupyter" / notebook.stem
+    env.update(JUPYTER_DATA_DIR=str(jupyter), JUPYTER_CONFIG_DIR=str(jupyter),
+               PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+    content = work / "content" / notebook.stem  # Colab's /content: an empty folder
+    content.mkdir(parents=True)
+    src, dst = content / notebook.name, work / f"{notebook.stem}.executed.ipynb"
+    try:
+        colab_copy(notebook, repo_url, local_url, src, site)
+    except ValueError as err:
+        return [str(err)], time.perf_counter() - start
+    proc = subprocess.run([python, "-c", RUNNER, str(src), str(dst), str(content)],
+                          cwd=content, env=env, capture_output=True, text=True)
+    problems = (check(dst, venv, pinned, torch_before, numpy_before) if dst.exists()
+                else ["no executed notebook written"])
+    if proc.returncode and not any(" raised " in p for p in problems):
+        problems.insert(0, "execution failed:\n" + proc.stderr[-4000:])
+    return problems, time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", default=["notebooks/01_math_of_lora.ipynb"])
     parser.add_argument("--keep", action="store_true", help="keep the work folder (printed) for a look")
     parser.add_argument("--preinstall", action="append", default=[], metavar="PKG",
-                        help="also install PKG into this run's copy of the image before the notebooks run")
+                        help="also install PKG into each chapter's copy of the image before it runs")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached image venv")
+    parser.add_argument("--jobs", type=int, default=1, help="chapters run at once (default 1)")
     args = parser.parse_args(argv)
     notebooks = [(REPO_ROOT / n).resolve() for n in args.notebooks]
     repo_url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
@@ -223,50 +262,19 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         local_url = snapshot(work / "repo")
         times["snapshot"] = time.perf_counter() - start
-
         image, built = image_venv(args.rebuild)
         times["image venv built" if built else "image venv (cached)"] = built
-        start = time.perf_counter()
-        venv = work / "venv"
-        copy_venv(image, venv)
-        python = str(venv / "bin" / "python")
-        if args.preinstall:
-            run([python, "-m", "pip", "install", "-q", *args.preinstall])
-        times["venv copied"] = time.perf_counter() - start
-        version = "import importlib.metadata as m; print(m.version('torch'), m.version('numpy'))"
-        torch_before, numpy_before = subprocess.run([python, "-c", version], capture_output=True, text=True,
-                                                    check=True).stdout.split()
-
-        # Colab's runtime: no LORAKIT_SCALE, no access to the checkout, a private Jupyter data folder
-        # (so no kernel spec of this machine's is picked instead of the venv's own).
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("LORAKIT_SCALE", "PYTHONPATH", "VIRTUAL_ENV", "JUPYTER_PATH")}
-        env.update(JUPYTER_DATA_DIR=str(work / "jupyter"), JUPYTER_CONFIG_DIR=str(work / "jupyter"),
-                   PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
         site = work / "colab_site"  # holds google/colab/__init__.py, outside the venv and the notebook's folder
         (site / "google" / "colab").mkdir(parents=True)
-        stand_in = site / "google" / "colab" / "__init__.py"
-        stand_in.write_text('"""Stand-in for the google.colab package of Colab."""\n')
-        for notebook in notebooks:
-            content = work / "content" / notebook.stem  # Colab's /content: an empty folder
-            content.mkdir(parents=True)
-            src, dst = content / notebook.name, work / f"{notebook.stem}.executed.ipynb"
-            try:
-                colab_copy(notebook, repo_url, local_url, src, site)
-            except ValueError as err:
-                failed += 1
-                print(f"FAIL {notebook.name}\n    {err}")
-                continue
-            start = time.perf_counter()
-            proc = subprocess.run([python, "-c", RUNNER, str(src), str(dst), str(content)],
-                                  cwd=content, env=env, capture_output=True, text=True)
-            times[notebook.name] = time.perf_counter() - start
-            problems = (check(dst, venv, pinned, torch_before, numpy_before) if dst.exists()
-                        else ["no executed notebook written"])
-            if proc.returncode:
-                problems.insert(0, "execution failed:\n" + proc.stderr[-4000:])
-            failed += bool(problems)
-            print(("FAIL " if problems else "PASS ") + notebook.name + "".join(f"\n    {p}" for p in problems))
+        (site / "google" / "colab" / "__init__.py").write_text('"""Stand-in for the google.colab package."""\n')
+        with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+            futures = {nb: pool.submit(run_chapter, nb, work, image, site, repo_url, local_url, pinned,
+                                       args.preinstall) for nb in notebooks}
+            for notebook, future in futures.items():
+                problems, times[notebook.name] = future.result()
+                failed += bool(problems)
+                print(("FAIL " if problems else "PASS ") + notebook.name + "".join(f"\n    {p}" for p in problems),
+                      flush=True)
     finally:
         for step, seconds in times.items():
             print(f"  {step}: {seconds:.0f} s")
