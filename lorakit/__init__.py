@@ -36,8 +36,8 @@ from .data import DigitsTask, Split, digits_task, half_indices, load_digit_rows
 from .training import EpochRecord, Evaluation, History, evaluate, logits_of, mean_history, predict, train
 # Several devices
 from .distributed import (
-    CommRecord, RankError, Stack, StackSpec, build_stack, ddp_comm_records, ddp_train_adapter, fail_on_rank, free_port,
-    fsdp1_on_cpu, launch, predict_buckets, ranks_hello, train_adapter, trainable_bytes,
+    CommRecord, RankError, Stack, StackSpec, build_stack, ddp_comm_records, ddp_lesson, ddp_train_adapter,
+    fail_on_rank, free_port, fsdp1_on_cpu, launch, predict_buckets, ranks_hello, train_adapter, trainable_bytes,
 )
 from .sharding import (
     AdapterRoundTrip, Footprint, adapter_names, footprint, fsdp2_adapter_roundtrip, fsdp2_footprints, fsdp_lesson,

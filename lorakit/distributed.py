@@ -268,3 +268,10 @@ def fsdp1_on_cpu(rank: int, world_size: int) -> str:
     except Exception as err:
         return f"{type(err).__name__}: {str(err).strip().splitlines()[0]}"
     return ""
+
+
+def ddp_lesson(rank: int, world_size: int, x: torch.Tensor, y: torch.Tensor, spec: StackSpec, n_steps: int,
+               batch: int, runs: Sequence[tuple[StackSpec, bool]], comm_steps: int = 3) -> dict:
+    """Worker: ddp_train_adapter, then ddp_comm_records (one start of the processes for both)."""
+    return dict(adapter=train_adapter(x, y, spec, n_steps, batch),
+                records=ddp_comm_records(rank, world_size, runs, comm_steps))
