@@ -37,6 +37,15 @@ from .training import EpochRecord, Evaluation, History, evaluate, logits_of, mea
 from .sentiment import SentimentTask, TextSplit, movie_reviews
 from .text import Encoded, encode
 from . import pretrained
+# Several devices
+from .distributed import (
+    CommRecord, RankError, Stack, StackSpec, build_stack, ddp_comm_records, ddp_lesson, ddp_train_adapter,
+    fail_on_rank, free_port, fsdp1_on_cpu, launch, predict_buckets, ranks_hello, train_adapter, trainable_bytes,
+)
+from .sharding import (
+    AdapterRoundTrip, Footprint, adapter_names, footprint, fsdp2_adapter_roundtrip, fsdp2_footprints, fsdp_lesson,
+    shard_stack, step_footprint,
+)
 # Where and how big to run
 from .runtime import fewer, pick_device, scale, seed_everything, smoke
 
