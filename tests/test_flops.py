@@ -113,3 +113,70 @@ def test_wrong_input_shape_is_a_value_error():
     import pytest
     with pytest.raises(ValueError, match=r"inputs of shape \(2, 7\)"):
         count_flops(nn.Linear(8, 4), torch.randn(2, 7), lambda y: y.sum())
+
+
+def _stack(width: int, depth: int = 4) -> nn.Sequential:
+    return nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(width, width), nn.ReLU())])
+
+
+def test_inline_flop_counter_matches_count_flops():
+    """The timing chapter's plain FlopCounterMode cell (loss inside the forward phase) and count_flops agree."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lorakit import seed000_mlp
+
+    model, x, y = seed000_mlp(), torch.randn(100, 10), torch.randn(100, 1)
+    loss_fn = lambda out: nn.functional.mse_loss(out, y)
+    with FlopCounterMode(display=False) as counter:
+        loss = loss_fn(model(x))
+        forward = counter.get_total_flops()
+        loss.backward()
+    backward = counter.get_total_flops() - forward
+    assert forward == 2 * 100 * (10 * 20 + 20 * 30 + 30 * 1)
+    got = count_flops(model, x, loss_fn)
+    assert (got.forward, got.backward) == (forward, backward)
+
+
+def test_lora_stack_step_flops_formula():
+    """Full step (3L - 1) F; LoRA (2L - 1) F + L 6 n r (d + d) - 2 n d r (no input gradient for the first layer)."""
+    from lorakit import add_lora
+
+    n, r, L = 32, 8, 4
+    for d in (16, 46, 64, 256):
+        F = 2 * n * d * d
+        x = torch.randn(n, d)
+        full = _stack(d)
+        lora = add_lora(_stack(d), ["0", "2", "4", "6"], r=r)
+        loss = lambda y: y.pow(2).mean()
+        assert count_flops(full, x, loss).total == (3 * L - 1) * F
+        assert count_flops(lora, x, loss).total == (2 * L - 1) * F + L * 6 * n * r * (d + d) - 2 * n * d * r
+    # the crossover width r (6 - 1/L) = 46 gives equal step FLOPs
+    assert count_flops(_stack(46), torch.randn(n, 46), loss).total == \
+        count_flops(add_lora(_stack(46), ["0", "2", "4", "6"], r=r), torch.randn(n, 46), loss).total
+
+
+def test_meta_device_counts_match_a_real_run():
+    """FLOPs counted on the meta device (shapes only) equal a real run's: LoRA stack and the seed transformer."""
+    import copy
+
+    from lorakit import SeedTransformer, TransformerConfig, add_lora, split_flops
+
+    loss = lambda y: y.pow(2).mean()
+    counts = {}
+    for device in ("cpu", "meta"):
+        with torch.device(device):
+            full = _stack(32)
+            lora = add_lora(copy.deepcopy(full), ["0", "2", "4", "6"], r=4)
+            x = torch.randn(64, 32)
+        counts[device] = (count_flops(full, x, loss), count_flops(lora, x, loss), split_flops(lora, x, loss))
+    assert counts["cpu"] == counts["meta"]
+    cfg = TransformerConfig(d_model=16, nhead=2, num_encoder_layers=1, num_decoder_layers=2,
+                            dim_feedforward=32, seq_len=8)
+    splits = {}
+    for device in ("cpu", "meta"):
+        with torch.device(device):
+            models = [SeedTransformer(cfg), SeedTransformer(cfg, peft="embedded"), SeedTransformer(cfg, peft="tower")]
+            src, tgt = cfg.inputs(device)
+        splits[device] = [split_flops(m.train(), (src, tgt), loss) for m in models]
+    assert splits["cpu"] == splits["meta"]
+    assert splits["cpu"][2].backbone_backward == 0 < splits["cpu"][0].backbone_backward

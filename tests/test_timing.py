@@ -111,3 +111,14 @@ def test_bad_input():
         StepTimes((1.0,), (1.0,), (1.0,)).phase("update")
     with pytest.raises(ValueError, match="same number"):
         StepTimes((1.0,), (1.0, 2.0), (1.0,))
+
+
+def test_time_calls_uses_the_given_clock():
+    """A clock that advances 1 per read: every call then measures a whole number of ticks, not wall time."""
+    import itertools
+
+    from lorakit import time_calls
+
+    ticks = itertools.count()
+    out = time_calls({"noop": lambda: None}, number=4, rounds=3, clock=lambda: float(next(ticks)))
+    assert len(out["noop"].runs) == 3 and all(r > 0 and (r * 4) == int(r * 4) for r in out["noop"].runs)
