@@ -28,6 +28,7 @@ from .memory import (
     MemoryReport, SavedTensor, SavedTensors, korthikanti_layer_bytes, measure_memory,
     predict_layer_activations, saved_tensors,
 )
+from .peak import PeakMemory, peak_memory
 from .timeline import MemoryTimeline, memory_timeline
 from .caching import BackboneCache, CachedTower, cache_backbone
 from .recompute import Checkpointed, checkpoint_layers

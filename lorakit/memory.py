@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._args import as_args, call_model, check_int, check_loss
+from ._args import as_args, call_model, check_loss
+from .korthikanti import korthikanti_layer_bytes, predict_layer_activations  # noqa: F401 (their old home)
 
 MIB = 2**20
 CATEGORIES = ("parameters", "gradients", "optimizer_state", "activations")
@@ -303,42 +304,3 @@ def _walk_graph(root, current: list[str]) -> None:
             except RuntimeError:  # e.g. an attribute freed already; nothing to attribute
                 pass
         todo.extend(fn for fn, _ in node.next_functions)
-
-
-def korthikanti_layer_bytes(s: int, b: int, h: int, a: int) -> int:
-    """Korthikanti et al. (2022): bytes one GPT layer saves, 16-bit, 1-byte dropout masks: sbh(34 + 5as/h)."""
-    return 34 * s * b * h + 5 * a * s * s * b
-
-
-def predict_layer_activations(
-    s: int,
-    b: int,
-    h: int,
-    a: int,
-    ffn: int | None = None,
-    cross_attention: bool = False,
-    ffn_dropout: bool = False,
-    bytes_per_element: int = 2,
-    bytes_per_mask: int = 1,
-) -> int:
-    """Bytes one transformer layer saves for backward, counted term by term as Korthikanti et al. do.
-
-    Defaults give their GPT layer (ffn = 4h, no cross-attention): sbh(34 + 5as/h). Args:
-        ffn: the feed-forward width (4h if None); cross_attention: a second attention block and
-            a third LayerNorm, keys/values of length s (a decoder layer); ffn_dropout: a dropout
-            between the two feed-forward Linears (nn.Transformer has one, GPT does not);
-        bytes_per_mask: 1 for a bool mask (CUDA's fused dropout), the element size where the
-            mask is a float tensor (dropout on a CPU).
-    """
-    for name, v in (("s", s), ("b", b), ("h", h), ("a", a)):
-        check_int(name, v)
-    e, m, f = bytes_per_element, bytes_per_mask, 4 * h if ffn is None else ffn
-    sbh = s * b * h
-    # Attention: the QKV input, Q and K (for QK^T), V, the output projection's input: 5 sbh
-    # elements, the output dropout's mask; per head: softmax output, its dropout mask and output.
-    attention = sbh * (5 * e + m) + a * s * s * b * (2 * e + m)
-    # MLP: first Linear's input, the activation's saved tensor (s, b, f), second Linear's input
-    # (s, b, f), the output dropout's mask.
-    mlp = sbh * (e + m) + 2 * s * b * f * e + (s * b * f * m if ffn_dropout else 0)
-    n_attention, n_norms = (2, 3) if cross_attention else (1, 2)
-    return n_attention * attention + mlp + n_norms * sbh * e  # each LayerNorm saves its input
