@@ -265,3 +265,13 @@ def peft_excerpt(key: str) -> Excerpt:
     if key not in PEFT_LORA_TOUR:
         raise ValueError(f"no tour stop {key!r}; the stops are {list(PEFT_LORA_TOUR)}")
     return PEFT_LORA_TOUR[key].excerpt()
+
+
+# peft 0.2.0's own target test (src/peft/tuners/lora.py, LoraModel._find_and_replace, tag v0.2.0);
+# the peft 0.2.0 blog walkthrough quotes only its re.fullmatch branch.
+PEFT_020_TARGET_TEST = (
+    "if isinstance(self.peft_config.target_modules, str):\n"
+    "    target_module_found = re.fullmatch(self.peft_config.target_modules, key)\n"
+    "else:\n"
+    "    target_module_found = any(key.endswith(target_key) for target_key in self.peft_config.target_modules)"
+)
