@@ -38,6 +38,10 @@ from .training import EpochRecord, Evaluation, History, evaluate, logits_of, mea
 from .sentiment import SentimentTask, TextSplit, movie_reviews
 from .text import Encoded, encode
 from . import pretrained
+# A 4-bit base (QLoRA): NF4 from scratch and exact byte counts
+from .nf4 import (
+    ModelBytes, NF4Weight, count_4bit_bytes, dequantize_nf4, nf4_bytes, nf4_levels, quantize_nf4, stored_bytes,
+)
 # Several devices
 from .distributed import (
     CommRecord, RankError, Stack, StackSpec, build_stack, ddp_comm_records, ddp_lesson, ddp_train_adapter,
