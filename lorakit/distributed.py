@@ -260,14 +260,34 @@ def ddp_train_adapter(rank: int, world_size: int, x: torch.Tensor, y: torch.Tens
     return train_adapter(x, y, spec, n_steps, batch, lr)
 
 
-def fsdp1_on_cpu(rank: int, world_size: int) -> str:
-    """Worker: try to wrap a Linear in FSDP1 (FullyShardedDataParallel) on the CPU; the error, if any."""
+@dataclass(frozen=True)
+class FSDP1Units:
+    """FSDP1 with one unit per stack layer (frozen base and adapter mixed), on the CPU: this rank's view."""
+
+    error_without_orig_params: str  # use_orig_params=False: the error FSDP1 raises
+    flat_grad_bytes: int  # use_orig_params=True: bytes of this rank's flat gradients after one backward
+
+
+def fsdp1_on_cpu(rank: int, world_size: int, spec: StackSpec) -> FSDP1Units:
+    """Worker: wrap the spec's stack in FSDP1, one unit per layer, on the CPU (device_id), with
+    use_orig_params False (refused) and True (one backward: the flat gradients' bytes)."""
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    try:
-        FSDP(nn.Linear(4, 4), use_orig_params=True)
-    except Exception as err:
-        return f"{type(err).__name__}: {str(err).strip().splitlines()[0]}"
-    return ""
+    from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+    results = []
+    for orig in (False, True):
+        model = build_stack(spec)
+        try:
+            fsdp = FSDP(model, device_id=torch.device("cpu"), use_orig_params=orig,
+                        auto_wrap_policy=ModuleWrapPolicy({type(layer) for layer in model.layers}))
+        except ValueError as err:
+            results.append(f"{type(err).__name__}: {str(err).strip().splitlines()[0]}")
+            continue
+        x, y = torch.randn(4, spec.d), torch.randint(spec.n_classes, (4,))
+        nn.functional.cross_entropy(fsdp(x), y).backward()
+        results.append(sum(h.flat_param.grad.numel() * h.flat_param.grad.element_size()
+                           for m in FSDP.fsdp_modules(fsdp) if (h := m._handle) is not None
+                           and h.flat_param.grad is not None))
+    return FSDP1Units(*results)
 
 
 def ddp_lesson(rank: int, world_size: int, x: torch.Tensor, y: torch.Tensor, spec: StackSpec, n_steps: int,

@@ -46,11 +46,15 @@ def footprint(model: nn.Module, optimizer: torch.optim.Optimizer, spec: StackSpe
 
 
 def shard_stack(model: nn.Module) -> nn.Module:
-    """FSDP2: one unit per stack layer (frozen base and adapter together), then the root (the head)."""
+    """FSDP2: one unit per stack layer (frozen base and adapter together), then the root (the head).
+
+    Under gloo the mesh is a CPU mesh even where a GPU exists (FSDP2's default mesh would be on the GPU)."""
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
+    mesh = init_device_mesh("cpu", (dist.get_world_size(),)) if dist.get_backend() == "gloo" else None
     for layer in model.layers:
-        fully_shard(layer)
-    fully_shard(model)
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
     return model
 
 
@@ -119,7 +123,7 @@ def fsdp2_adapter_roundtrip(rank: int, world_size: int, spec: StackSpec, path: s
 
 
 def fsdp_lesson(rank: int, world_size: int, specs: list[StackSpec], adapter_spec: StackSpec, path: str) -> dict:
-    """Worker: FSDP1 on this device (its error, if any), FSDP2 footprints, and the adapter round trip."""
+    """Worker: FSDP1 with mixed units on the CPU, FSDP2 footprints, and the adapter round trip."""
     from .distributed import fsdp1_on_cpu
-    return dict(fsdp1_error=fsdp1_on_cpu(rank, world_size), footprints=fsdp2_footprints(rank, world_size, specs),
+    return dict(fsdp1=fsdp1_on_cpu(rank, world_size, adapter_spec), footprints=fsdp2_footprints(rank, world_size, specs),
                 roundtrip=fsdp2_adapter_roundtrip(rank, world_size, adapter_spec, path))
