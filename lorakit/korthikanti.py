@@ -21,6 +21,7 @@ def predict_layer_activations(
     bytes_per_mask: int = 1,
     attention: str = "math",
     dropout: bool = True,
+    activation: str = "gelu",
 ) -> int:
     """Bytes one transformer layer saves for backward, counted term by term as Korthikanti et al. do.
 
@@ -33,7 +34,12 @@ def predict_layer_activations(
         attention: "math" (the paper's kernel: per head the (s, s) softmax output is kept) or
             "fused" (flash / memory-efficient SDPA: no (s, s) matrix; a fp32 logsumexp of (a, s)).
         dropout: False drops every mask, and the dropped-out copy of the probabilities.
+        activation: "gelu" (the paper's: saves its input, then the second Linear saves its output)
+            or "relu" (saves its output, which is the second Linear's input itself unless a live
+            dropout sits between them: then one (s, b, f) tensor, not two).
     """
+    if activation not in ("gelu", "relu"):
+        raise ValueError(f"activation must be 'gelu' or 'relu', got {activation!r}")
     if attention not in ("math", "fused"):
         raise ValueError(f"attention must be 'math' or 'fused', got {attention!r}")
     for name, v in (("s", s), ("b", b), ("h", h), ("a", a)):
@@ -46,7 +52,9 @@ def predict_layer_activations(
     per_head = a * s * s * b * ((2 * e + m) if dropout else e) if attention == "math" else a * s * b * 4
     attention = sbh * (5 * e + m) + per_head
     # MLP: first Linear's input, the activation's saved tensor (s, b, f), second Linear's input
-    # (s, b, f), the output dropout's mask.
-    mlp = sbh * (e + m) + 2 * s * b * f * e + (s * b * f * m if ffn_dropout else 0)
+    # (s, b, f), the output dropout's mask. A ReLU's output is the second Linear's input when no
+    # dropout lies between them: one tensor.
+    shared = activation == "relu" and not (ffn_dropout and dropout)
+    mlp = sbh * (e + m) + (1 if shared else 2) * s * b * f * e + (s * b * f * m if ffn_dropout else 0)
     n_attention, n_norms = (2, 3) if cross_attention else (1, 2)
     return n_attention * attention + mlp + n_norms * sbh * e  # each LayerNorm saves its input

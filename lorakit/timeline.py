@@ -96,7 +96,7 @@ def memory_timeline(
     """Profile `steps` training steps (forward, backward, optimizer.step, zero_grad) and categorise memory.
 
     Uses profile(profile_memory=True, record_shapes=True, with_stack=True) and
-    export_memory_timeline(*.json), as seed 002 does, on the model's own device.
+    export_memory_timeline(*.json), as the memory experiments do, on the model's own device.
     """
     check_int("steps", steps)
     args = as_args(inputs)

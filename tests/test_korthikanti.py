@@ -39,7 +39,23 @@ def test_fused_kernel_keeps_no_square_matrix_only_a_logsumexp():
     assert predict_layer_activations(2 * S, B, H, A, attention="fused") == 2 * one
 
 
+def test_relu_without_dropout_keeps_one_ffn_tensor_and_fused_layer_is_exact_but_norm_stats():
+    # nn.TransformerEncoderLayer, no dropout, flash kernel: ReLU's output is linear2's input (one
+    # storage); Q, K, V are views of one QKV storage. Only LayerNorm's mean/rstd (2 sb each) are extra.
+    kept = sum(r.storage_bytes for r in saved(SDPBackend.FLASH_ATTENTION) if r.counted)
+    predicted = predict_layer_activations(S, B, H, A, ffn=4 * H, ffn_dropout=True, bytes_per_element=4,
+                                          attention="fused", dropout=False, activation="relu")
+    assert kept == predicted + 2 * 2 * S * B * 4
+    gelu = predict_layer_activations(S, B, H, A, attention="fused", dropout=False)
+    assert gelu - predict_layer_activations(S, B, H, A, attention="fused", dropout=False, activation="relu") \
+        == S * B * 4 * H * 2
+    assert predict_layer_activations(S, B, H, A, ffn_dropout=True, activation="relu") == \
+        predict_layer_activations(S, B, H, A, ffn_dropout=True)  # a live dropout between: two tensors
+
+
 def test_defaults_unchanged_and_bad_kernel():
     assert predict_layer_activations(S, B, H, A) == S * B * H * (34 + 5 * A * S / H)
     with pytest.raises(ValueError, match="attention"):
         predict_layer_activations(S, B, H, A, attention="flash")
+    with pytest.raises(ValueError, match="activation"):
+        predict_layer_activations(S, B, H, A, activation="silu")
