@@ -224,7 +224,9 @@ def run_chapter(notebook: pathlib.Path, work: pathlib.Path, image: pathlib.Path,
     env = {k: v for k, v in os.environ.items()
            if k not in ("LORAKIT_SCALE", "LORAKIT_SMOKE", "PYTHONPATH", "VIRTUAL_ENV", "JUPYTER_PATH")}
     jupyter = work / "jupyter" / notebook.stem
-    env.update(JUPYTER_DATA_DIR=str(jupyter), JUPYTER_CONFIG_DIR=str(jupyter),
+    # A private matplotlib folder too: the image's font cache must not land in ~/.cache, naming font files
+    # of a venv this run deletes.
+    env.update(JUPYTER_DATA_DIR=str(jupyter), JUPYTER_CONFIG_DIR=str(jupyter), MPLCONFIGDIR=str(jupyter / "mpl"),
                PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
     content = work / "content" / notebook.stem  # Colab's /content: an empty folder
     content.mkdir(parents=True)
