@@ -37,7 +37,8 @@ from .data import DigitsTask, Split, digits_task, half_indices, load_digit_rows
 from .training import EpochRecord, Evaluation, History, evaluate, logits_of, mean_history, predict, train
 from .sentiment import SentimentTask, TextSplit, movie_reviews
 from .text import Encoded, encode
-from . import pretrained
+from .protocol import Protocol, protocol
+from . import baselines, pretrained
 # A 4-bit base (QLoRA): NF4 from scratch and exact byte counts
 from .nf4 import (
     ModelBytes, NF4Weight, count_4bit_bytes, dequantize_nf4, nf4_bytes, nf4_levels, quantize_nf4, stored_bytes,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import pathlib
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 
 def minilm_dir() -> pathlib.Path:
@@ -28,20 +30,82 @@ def minilm_tokenizer():
     return AutoTokenizer.from_pretrained(minilm_dir(), local_files_only=True)
 
 
-def minilm_classifier(num_labels: int = 2, pretrained: bool = True, seed: int = 0):
-    """A BertForSequenceClassification on MiniLM: the pretrained body (or, with pretrained=False, the
-    same architecture from random init, its twin) and a new classifier head seeded with `seed`."""
-    from transformers import BertConfig, BertForSequenceClassification
+class MeanPooledClassifier(nn.Module):
+    """A sentence classifier read the way all-MiniLM-L6-v2 was trained to be read: the BertModel's
+    last hidden states averaged over the real tokens (mask 1), then a Linear `classifier`.
+
+    forward(input_ids, attention_mask, labels=None) returns a transformers
+    SequenceClassifierOutput (`.logits`, and `.loss`, the cross-entropy, when labels are given), the
+    same interface as BertForSequenceClassification, so peft, `lorakit.train` and `Trainer` take it.
+    """
+
+    def __init__(self, bert: nn.Module, num_labels: int):
+        super().__init__()
+        self.bert = bert
+        self.classifier = nn.Linear(bert.config.hidden_size, num_labels)
+
+    def forward(self, input_ids, attention_mask=None, labels=None, **unused):
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (b, L, h)
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        logits = self.classifier((hidden * m).sum(1) / m.sum(1).clamp(min=1))
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def minilm_classifier(num_labels: int = 2, pretrained: bool = True, seed: int = 0, pooling: str = "cls"):
+    """MiniLM with a new classifier head seeded with `seed`: the pretrained body (or, with
+    pretrained=False, the same architecture from random init, its twin).
+
+    pooling="cls": transformers' BertForSequenceClassification (the [CLS] state through the pooler,
+    tanh, then the head), what the slides' code builds. pooling="mean": `MeanPooledClassifier`, the
+    mean of the last hidden states over real tokens (no pooler), how all-MiniLM-L6-v2 was trained.
+    """
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
     from transformers.utils import logging
 
+    if pooling not in ("cls", "mean"):
+        raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
     torch.manual_seed(seed)  # the head (and a random body) draw from the global generator
+    config = BertConfig.from_pretrained(minilm_dir(), local_files_only=True, num_labels=num_labels)
     if not pretrained:
-        config = BertConfig.from_pretrained(minilm_dir(), local_files_only=True, num_labels=num_labels)
-        return BertForSequenceClassification(config)
+        if pooling == "cls":
+            return BertForSequenceClassification(config)
+        return MeanPooledClassifier(BertModel(config, add_pooling_layer=False), num_labels)
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # "newly initialized: classifier.weight ...": the head is new on purpose
     try:
-        return BertForSequenceClassification.from_pretrained(
-            minilm_dir(), local_files_only=True, num_labels=num_labels)
+        if pooling == "cls":
+            return BertForSequenceClassification.from_pretrained(
+                minilm_dir(), local_files_only=True, num_labels=num_labels)
+        bert = BertModel.from_pretrained(minilm_dir(), local_files_only=True, add_pooling_layer=False)
     finally:
         logging.set_verbosity(verbosity)
+    torch.manual_seed(seed)  # the same head whatever loading drew
+    return MeanPooledClassifier(bert, num_labels)
+
+
+# The slides' own models, by their hub names: loaded only where a hub is reachable (never in a notebook
+# run); `hub_classifier` is tested offline on the shipped MiniLM folder.
+SLIDES_MODELS = {"BERT-Tiny": "prajjwal1/bert-tiny", "BERT-Base": "google-bert/bert-base-uncased"}
+
+
+def hub_classifier(name_or_path, num_labels: int = 2, seed: int = 0, local_files_only: bool = True):
+    """(tokenizer, AutoModelForSequenceClassification) from a hub name or a local folder, with a new
+    head seeded with `seed`; local_files_only=False lets transformers download (outside the book)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging
+
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_files_only)
+    torch.manual_seed(seed)
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # the new head's "newly initialized" notice
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, num_labels=num_labels, local_files_only=local_files_only)
+    finally:
+        logging.set_verbosity(verbosity)
+    return tokenizer, model

@@ -41,6 +41,8 @@ class EpochRecord:
     val_loss: float
     val_accuracy: float
     seconds: float  # wall time of the epoch's training steps (perf_counter; CUDA synchronised)
+    test_loss: float = math.nan  # on test_data, when train was given one
+    test_accuracy: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,18 @@ class History:
     def final(self) -> EpochRecord:
         return self.records[-1]
 
+    @property
+    def best(self) -> EpochRecord:
+        """The first epoch with the highest validation accuracy (the one early stopping keeps)."""
+        return max(self.records, key=lambda r: (r.val_accuracy, -r.epoch))
+
     def to_frame(self, seconds: bool = True):
         """A pandas DataFrame indexed by epoch (drop the varying `seconds` column with seconds=False)."""
         import pandas as pd
 
         frame = pd.DataFrame([asdict(r) for r in self.records]).set_index("epoch")
+        untested = [c for c in ("test_loss", "test_accuracy") if frame[c].isna().all()]
+        frame = frame.drop(columns=untested)  # a run without test_data has no test columns
         return frame if seconds else frame.drop(columns="seconds")
 
     def __repr__(self) -> str:
@@ -72,8 +81,12 @@ def mean_history(histories: Sequence[History]) -> History:
     if any([r.epoch for r in h.records] != epochs for h in histories):
         raise ValueError("every history must have the same epochs to be averaged")
     names = [f.name for f in fields(EpochRecord) if f.name != "epoch"]
+    def mean(values) -> float:
+        value = statistics.fmean(values)
+        return math.nan if math.isnan(value) else value  # the one NaN object: records stay comparable
+
     records = tuple(
-        EpochRecord(epoch, **{n: statistics.fmean(getattr(h.records[i], n) for h in histories) for n in names})
+        EpochRecord(epoch, **{n: mean(getattr(h.records[i], n) for h in histories) for n in names})
         for i, epoch in enumerate(epochs)
     )
     return History(records)
@@ -193,6 +206,8 @@ def train(
     seed: int = 0,
     progress: bool = False,
     desc: str | None = None,
+    patience: int | None = None,
+    test_data=None,
 ) -> History:
     """Train the parameters that require grad with AdamW on cross-entropy; evaluate after each epoch.
 
@@ -200,8 +215,14 @@ def train(
     default of transformers' Trainer); "constant" keeps it at lr. The batch order comes from a
     generator seeded with `seed`. With progress=True a tqdm bar counts the steps (on stderr, or in
     a Jupyter kernel in one display updated in place).
+
+    Early stopping (patience=k): stop once validation accuracy has not risen above its best for k
+    epochs, and put back the weights of the best epoch (`History.best`); the schedule still spans
+    `epochs`. With test_data, each record also holds that split's loss and accuracy.
     """
     check_int("epochs", epochs)
+    if patience is not None:
+        check_int("patience", patience)
     check_int("batch_size", batch_size)
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
@@ -223,7 +244,7 @@ def train(
 
     from tqdm.std import tqdm  # a text bar: no widget state in a stored notebook
 
-    records = []
+    records, best_acc, best_state, waited = [], -1.0, None, 0
     file = _progress_file() if progress else sys.stderr
     with tqdm(total=total_steps, desc=desc, disable=not progress, unit="step", mininterval=0.5,
               file=file, ncols=80) as bar:
@@ -249,5 +270,18 @@ def train(
             seconds = time.perf_counter() - start
             val = evaluate(model, val_data)
             bar.set_postfix(val_acc=f"{val.accuracy:.3f}")
-            records.append(EpochRecord(epoch, loss_sum / seen, val.loss, val.accuracy, seconds))
+            test = evaluate(model, test_data) if test_data is not None else None
+            records.append(EpochRecord(epoch, loss_sum / seen, val.loss, val.accuracy, seconds,
+                                       *((test.loss, test.accuracy) if test else ())))
+            if patience is None:
+                continue
+            if val.accuracy > best_acc:
+                best_acc, waited = val.accuracy, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return History(tuple(records))

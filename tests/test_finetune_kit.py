@@ -124,3 +124,33 @@ def test_hub_classifier_loads_the_shipped_model_offline(monkeypatch):
         assert torch.equal(tensor, ref_state[name]), name  # same body, and the same seeded head
     assert tokenizer("a good film")["input_ids"][0] == tokenizer.cls_token_id
     assert set(pretrained.SLIDES_MODELS) == {"BERT-Tiny", "BERT-Base"}
+
+
+def test_mean_pooled_minilm_is_sentence_transformers_embedding():
+    """The mean-pooled body is what sentence-transformers computes for all-MiniLM-L6-v2 (before its
+    final normalisation), an independent reference; the head is seeded and the loss is cross-entropy."""
+    from sentence_transformers import SentenceTransformer
+
+    from lorakit import pretrained
+
+    texts = ["a gripping, funny film", "dull.", "the plot goes nowhere and the actors know it"]
+    tok = pretrained.minilm_tokenizer()
+    model = pretrained.minilm_classifier(num_labels=2, seed=3, pooling="mean").eval()
+    assert not any("pooler" in n for n, _ in model.named_parameters())
+    batch = tok(texts, padding=True, return_tensors="pt")
+    captured = {}
+    model.classifier.register_forward_hook(lambda m, args, out: captured.setdefault("pooled", args[0]))
+    labels = torch.tensor([1, 0, 0])
+    with torch.no_grad():
+        out = model(batch["input_ids"], batch["attention_mask"], labels=labels)
+        reference = SentenceTransformer(str(pretrained.minilm_dir()), device="cpu").encode(
+            texts, convert_to_tensor=True, normalize_embeddings=True)
+    ours = torch.nn.functional.normalize(captured["pooled"], dim=-1)
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))
+    again = pretrained.minilm_classifier(num_labels=2, seed=3, pooling="mean")
+    assert torch.equal(again.classifier.weight, model.classifier.weight)
+    twin = pretrained.minilm_classifier(num_labels=2, pretrained=False, seed=3, pooling="mean")
+    assert lorakit.count_parameters(twin).total == lorakit.count_parameters(model).total
+    with pytest.raises(ValueError, match="pooling"):
+        pretrained.minilm_classifier(pooling="max")
