@@ -2,7 +2,7 @@
 
 Usage (from the repository root, with the project's venv active and access to the package index):
 
-    python tests/colab/play_colab.py [NOTEBOOK ...] [--keep] [--rebuild]
+    python tests/colab/play_colab.py [NOTEBOOK ...] [--keep] [--rebuild] [--jobs N] [--smoke]
 
 NOTEBOOK defaults to notebooks/01_math_of_lora.ipynb. What it does:
   1. snapshots the working tree (tracked files and untracked ones git does not ignore) into a new local git
@@ -207,7 +207,8 @@ def check(executed: pathlib.Path, venv: pathlib.Path, pinned_peft: str, torch_be
 
 
 def run_chapter(notebook: pathlib.Path, work: pathlib.Path, image: pathlib.Path, site: pathlib.Path,
-                repo_url: str, local_url: str, pinned: str, preinstall: list[str]) -> tuple[list[str], float]:
+                repo_url: str, local_url: str, pinned: str, preinstall: list[str],
+                smoke: bool = False) -> tuple[list[str], float]:
     """One chapter in a fresh runtime (a copy of the image), as a reader who opens it from its rocket button
     gets; returns what went wrong (empty if nothing) and the seconds it took."""
     start = time.perf_counter()
@@ -228,6 +229,8 @@ def run_chapter(notebook: pathlib.Path, work: pathlib.Path, image: pathlib.Path,
     # of a venv this run deletes.
     env.update(JUPYTER_DATA_DIR=str(jupyter), JUPYTER_CONFIG_DIR=str(jupyter), MPLCONFIGDIR=str(jupyter / "mpl"),
                PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+    if smoke:
+        env["LORAKIT_SMOKE"] = "1"  # the test's choice (--smoke), not Colab's: fewer steps, same cells
     content = work / "content" / notebook.stem  # Colab's /content: an empty folder
     content.mkdir(parents=True)
     src, dst = content / notebook.name, work / f"{notebook.stem}.executed.ipynb"
@@ -252,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also install PKG into each chapter's copy of the image before it runs")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached image venv")
     parser.add_argument("--jobs", type=int, default=1, help="chapters run at once (default 1)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="LORAKIT_SMOKE=1 in the runtime: every cell runs, with the fewest repeats, steps and "
+                             "sweep points (lorakit.fewer); asserts that need real training are skipped")
     args = parser.parse_args(argv)
     notebooks = [(REPO_ROOT / n).resolve() for n in args.notebooks]
     repo_url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
@@ -271,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         (site / "google" / "colab" / "__init__.py").write_text('"""Stand-in for the google.colab package."""\n')
         with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
             futures = {nb: pool.submit(run_chapter, nb, work, image, site, repo_url, local_url, pinned,
-                                       args.preinstall) for nb in notebooks}
+                                       args.preinstall, args.smoke) for nb in notebooks}
             for notebook, future in futures.items():
                 problems, times[notebook.name] = future.result()
                 failed += bool(problems)
