@@ -26,7 +26,7 @@ from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-SECONDS = 300  # one chapter at full in smoke mode (the digits chapter 6, BERT-Base: about 270 s on 2 cores)
+SECONDS = 120  # one chapter at full in smoke mode (the slowest, fine-tuning: about 50 s on 2 cores)
 PEAK_BYTES = 8 * 2**30
 
 
