@@ -277,11 +277,14 @@ def train(
                 continue
             if val.accuracy > best_acc:
                 best_acc, waited = val.accuracy, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                # Only what training moves: a frozen (e.g. 4-bit) base has state that load_state_dict refuses
+                best_state = [p.detach().clone() for p in params]
             else:
                 waited += 1
                 if waited >= patience:
                     break
     if best_state is not None:
-        model.load_state_dict(best_state)
+        with torch.no_grad():
+            for p, best in zip(params, best_state):
+                p.copy_(best)
     return History(tuple(records))

@@ -154,3 +154,14 @@ def test_mean_pooled_minilm_is_sentence_transformers_embedding():
     assert lorakit.count_parameters(twin).total == lorakit.count_parameters(model).total
     with pytest.raises(ValueError, match="pooling"):
         pretrained.minilm_classifier(pooling="max")
+
+
+def test_early_stopping_restores_only_what_trains_and_leaves_the_frozen_part():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    model[0].requires_grad_(False)
+    frozen = model[0].weight.clone()
+    history = train(model, _blobs(200, 0), _blobs(100, 1), epochs=20, lr=0.5, batch_size=200,
+                    schedule="constant", patience=1)
+    assert torch.equal(model[0].weight, frozen)
+    assert lorakit.evaluate(model, _blobs(100, 1)).accuracy == history.best.val_accuracy
