@@ -119,24 +119,23 @@ def count_4bit_bytes(model: nn.Module, name: str = "", skip: tuple[str, ...] = (
     return ModelBytes(name, sum(quantized.values()), kept, q_bytes, kept_bytes_per_param * kept, 4 * total)
 
 
+def quant_state_tensors(t: torch.Tensor) -> list[torch.Tensor]:
+    """The tensors a bitsandbytes 4-bit weight keeps beside its codes: block scales and, with double
+    quantisation, the offset and the scales' own scales (the shared lookup tables `code` left out)."""
+    state = getattr(t, "quant_state", None)
+    if state is None:
+        return []
+    return [state.absmax] + ([state.offset, state.state2.absmax] if state.nested else [])
+
+
 def stored_bytes(model: nn.Module, buffers: bool = True) -> int:
     """Bytes a loaded model holds: each parameter (and buffer) storage once, plus bitsandbytes'
     quant states (scales, nested scales, offsets); the shared lookup tables (`code`) are left out."""
     seen, total = set(), 0
-
-    def add(t: torch.Tensor) -> None:
-        nonlocal total
-        key = t.untyped_storage().data_ptr()
-        if key not in seen:
-            seen.add(key)
-            total += t.untyped_storage().nbytes()
-
     for t in [*model.parameters(), *(model.buffers() if buffers else ())]:
-        add(t)
-        state = getattr(t, "quant_state", None)
-        if state is not None:
-            add(state.absmax)
-            if state.nested:
-                add(state.offset)
-                add(state.state2.absmax)
+        for u in [t, *quant_state_tensors(t)]:
+            key = u.untyped_storage().data_ptr()
+            if key not in seen:
+                seen.add(key)
+                total += u.untyped_storage().nbytes()
     return total

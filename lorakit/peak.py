@@ -10,6 +10,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from ._args import as_args, call_model, check_loss, model_device
 from .memory import MIB, storage_key
+from .nf4 import quant_state_tensors
 from .timeline import _quiet_stderr
 
 PHASES = ("forward", "backward", "optimizer")
@@ -47,8 +48,10 @@ class PeakMemory:
 
 
 def resident_bytes(model: nn.Module, args: tuple, optimizer: torch.optim.Optimizer | None) -> int:
-    """Bytes of the parameters, their .grad, the optimizer's state and the input tensors, each storage once."""
+    """Bytes of the parameters (with a 4-bit weight's scales), their .grad, the optimizer's state and the
+    input tensors, each storage once."""
     tensors = list(model.parameters()) + [p.grad for p in model.parameters() if p.grad is not None]
+    tensors += [q for p in model.parameters() for q in quant_state_tensors(p)]
     if optimizer is not None:
         tensors += [v for st in optimizer.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
     tensors += [a for a in args if isinstance(a, torch.Tensor)]

@@ -62,3 +62,16 @@ def test_count_4bit_bytes_keeps_embeddings_norms_biases_and_head():
     assert counted.kept_params == 80 + 128 + 2 * 128 + 128 * 2 + 2
     assert counted.quantized_bytes == nf4.nf4_bytes(1024)
     assert counted.fp32_bytes == 4 * sum(p.numel() for p in model.parameters())
+
+
+def test_peak_memory_counts_a_4bit_weight_with_its_scales(weight):
+    """peak_memory's resident bytes of a 4-bit layer = the layer's stored bytes (codes and scales) + the input."""
+    from lorakit import peak_memory
+
+    layer = bnb.nn.Linear4bit(384, 256, bias=False, compress_statistics=True, quant_type="nf4")
+    layer.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4", compress_statistics=True)
+    layer = layer.to("cpu")
+    x = torch.randn(4, 384, requires_grad=True)
+    result = peak_memory(layer, x, lambda out: out.sum())
+    assert result.resident == nf4.nf4_bytes(weight.numel()) + x.numel() * 4
+    assert nf4.quant_state_tensors(torch.zeros(3)) == []
