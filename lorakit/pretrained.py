@@ -44,6 +44,17 @@ class MeanPooledClassifier(nn.Module):
         self.bert = bert
         self.classifier = nn.Linear(bert.config.hidden_size, num_labels)
 
+    @property
+    def is_loaded_in_4bit(self) -> bool:
+        """The body's flag: peft reads it on the model it wraps to give bitsandbytes' 4-bit Linears its
+        own LoRA layers (whose merge dequantises and re-quantises); without it they get plain ones."""
+        return getattr(self.bert, "is_loaded_in_4bit", False)
+
+    @property
+    def is_loaded_in_8bit(self) -> bool:
+        """The same for 8-bit bodies."""
+        return getattr(self.bert, "is_loaded_in_8bit", False)
+
     def forward(self, input_ids, attention_mask=None, labels=None, **unused):
         from transformers.modeling_outputs import SequenceClassifierOutput
 

@@ -75,3 +75,21 @@ def test_peak_memory_counts_a_4bit_weight_with_its_scales(weight):
     result = peak_memory(layer, x, lambda out: out.sum())
     assert result.resident == nf4.nf4_bytes(weight.numel()) + x.numel() * 4
     assert nf4.quant_state_tensors(torch.zeros(3)) == []
+
+
+def test_a_4bit_minilm_body_in_the_mean_pooled_classifier_gets_peft_bitsandbytes_lora_layers():
+    from peft import LoraConfig, get_peft_model
+    from peft.tuners.lora.bnb import Linear4bit as LoraLinear4bit
+    from transformers import BertModel, BitsAndBytesConfig
+
+    from lorakit.pretrained import MeanPooledClassifier, minilm_dir
+
+    body = BertModel.from_pretrained(minilm_dir(), local_files_only=True, add_pooling_layer=False,
+                                     device_map={"": "cpu"}, quantization_config=BitsAndBytesConfig(
+                                         load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                         bnb_4bit_compute_dtype=torch.float32))
+    model = MeanPooledClassifier(body, 2)
+    assert model.is_loaded_in_4bit and not model.is_loaded_in_8bit
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["query"], modules_to_save=["classifier"]))
+    query = peft_model.base_model.model.bert.encoder.layer[0].attention.self.query
+    assert isinstance(query, LoraLinear4bit)  # its merge re-quantises; a plain lora.Linear's would fail
