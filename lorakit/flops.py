@@ -56,7 +56,7 @@ def _is_lora_name(name: str) -> bool:
 class FlopSplit:
     """One step's FLOPs split into backbone and adapter, forward and backward.
 
-    In seed 002's notation: FP = backbone_forward, fp = adapter_forward, BP = backbone_backward,
+    In the memory experiments' notation: FP = backbone_forward, fp = adapter_forward, BP = backbone_backward,
     bp = adapter_backward. Backward FLOPs in a frozen module (the input gradients that carry the
     signal through it) count as backbone.
     """
@@ -143,7 +143,7 @@ def split_flops(
     """count_flops split into adapter modules (is_adapter(module name) is true) and the rest (the backbone).
 
     The default is_adapter takes modules with a name part starting with 'lora' (lorakit's
-    and peft's lora_A / lora_B, seed 002's `lora` branches and `lora_tower`).
+    and peft's lora_A / lora_B, the memory experiments' `lora` branches and `lora_tower`).
     """
     args = as_args(inputs)
     with FlopCounterMode(display=False) as mode:

@@ -28,7 +28,7 @@ class SimpleMLP(nn.Module):
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """Sizes of seed 002's encoder-decoder transformer and its input."""
+    """Sizes of the memory experiments' encoder-decoder transformer and its input."""
 
     d_model: int = 512  # h: hidden size
     nhead: int = 2  # a: attention heads

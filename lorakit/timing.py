@@ -20,7 +20,7 @@ from torch.utils import benchmark
 from ._args import as_args, call_model, check_int, check_loss, model_device
 from .runtime import smoke
 
-# The labels seed 002 gives the three phases of a step (torch.profiler shows them as ranges).
+# The labels the memory experiments give the three phases of a step (torch.profiler shows them as ranges).
 PHASE_LABELS = ("## forward ##", "## backward ##", "## optimizer ##")
 PHASES = ("forward", "backward", "optimizer")
 
@@ -67,7 +67,7 @@ class StepTimes:
     """Seconds per training-step phase over repeats; .forward, .backward, .optimizer, .total are medians.
 
     The forward phase is model(*inputs); the backward phase is loss_fn(output) and
-    loss.backward() (as seed 002 labels them); the optimizer phase is step() and zero_grad().
+    loss.backward() (as the memory experiments label them); the optimizer phase is step() and zero_grad().
     """
 
     forward_runs: tuple[float, ...]
@@ -146,7 +146,7 @@ def synchronize(device: torch.device | str | None = None) -> None:
 
 
 def labelled_step(model, args, loss_fn, optimizer, device) -> tuple[float, float, float]:
-    """One training step in seed 002's record_function ranges; seconds per phase.
+    """One training step in the memory experiments' record_function ranges; seconds per phase.
 
     forward: model(*args); backward: loss_fn(output) and .backward(); optimizer: step and
     zero_grad. Each range ends with a device sync, so a profiler trace and the clock agree.

@@ -208,13 +208,15 @@ def train(
     desc: str | None = None,
     patience: int | None = None,
     test_data=None,
+    param_groups: list[dict] | None = None,
 ) -> History:
     """Train the parameters that require grad with AdamW on cross-entropy; evaluate after each epoch.
 
     schedule "linear" decays the learning rate from lr to 0 over the run, step by step (the
     default of transformers' Trainer); "constant" keeps it at lr. The batch order comes from a
     generator seeded with `seed`. With progress=True a tqdm bar counts the steps (on stderr, or in
-    a Jupyter kernel in one display updated in place).
+    a Jupyter kernel in one display updated in place). param_groups, if given, are AdamW's groups
+    (each may set its own "lr", e.g. LoRA+'s; the schedule scales every group alike).
 
     Early stopping (patience=k): stop once validation accuracy has not risen above its best for k
     epochs, and put back the weights of the best epoch (`History.best`); the schedule still spans
@@ -234,7 +236,8 @@ def train(
     x, y = _xy(train_data)
     mask = _mask(train_data)
     device = model_device(model)
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW(params if param_groups is None else param_groups, lr=lr,
+                                  weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(y) / batch_size)
     total_steps = epochs * steps_per_epoch

@@ -165,3 +165,12 @@ def test_early_stopping_restores_only_what_trains_and_leaves_the_frozen_part():
                     schedule="constant", patience=1)
     assert torch.equal(model[0].weight, frozen)
     assert lorakit.evaluate(model, _blobs(100, 1)).accuracy == history.best.val_accuracy
+
+
+def test_param_groups_set_their_own_learning_rates():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    weight, bias = model.weight.detach().clone(), model.bias.detach().clone()
+    groups = [{"params": [model.weight], "lr": 0.0}, {"params": [model.bias], "lr": 0.1}]
+    train(model, _blobs(), _blobs(seed=1), epochs=1, lr=0.5, schedule="constant", param_groups=groups)
+    assert torch.equal(model.weight, weight) and not torch.equal(model.bias, bias)
