@@ -34,11 +34,11 @@ from .caching import BackboneCache, CachedTower, cache_backbone
 from .recompute import Checkpointed, checkpoint_layers
 # Fine-tuning
 from .data import DigitsTask, Split, digits_task, half_indices, load_digit_rows
-from .training import EpochRecord, Evaluation, History, evaluate, logits_of, mean_history, predict, train
+from .training import EpochRecord, Evaluation, History, evaluate, logits_of, mean_history, predict, progress, train
 from .sentiment import SentimentTask, TextSplit, movie_reviews
 from .text import Encoded, encode
 from .protocol import Protocol, protocol
-from . import baselines, pretrained
+from . import baselines, pretrained, variants
 # A 4-bit base (QLoRA): NF4 from scratch and exact byte counts
 from .nf4 import (
     ModelBytes, NF4Weight, count_4bit_bytes, dequantize_nf4, nf4_bytes, nf4_levels, quantize_nf4, stored_bytes,

@@ -67,7 +67,7 @@ def dequantize_nf4(q: NF4Weight) -> torch.Tensor:
 
 
 def nf4_bytes(numel: int, blocksize: int = 64, double_quant: bool = True, dq_blocksize: int = 256) -> int:
-    """Bytes of one NF4 weight as bitsandbytes stores it (lookup tables, shared constants, excluded).
+    """Bytes of one NF4 weight as bitsandbytes stores it (its copies of the lookup tables excluded).
 
     Codes numel/2; scales 4 bytes a block, or with double quantisation 1 byte a block plus an
     fp32 scale per dq_blocksize scales and one fp32 offset (their mean).
@@ -121,7 +121,8 @@ def count_4bit_bytes(model: nn.Module, name: str = "", skip: tuple[str, ...] = (
 
 def quant_state_tensors(t: torch.Tensor) -> list[torch.Tensor]:
     """The tensors a bitsandbytes 4-bit weight keeps beside its codes: block scales and, with double
-    quantisation, the offset and the scales' own scales (the shared lookup tables `code` left out)."""
+    quantisation, the offset and the scales' own scales. Left out: the lookup tables (`code`, 64 B of
+    levels, and 1,024 B for the scales' 8-bit code), of which each weight holds its own copy."""
     state = getattr(t, "quant_state", None)
     if state is None:
         return []
@@ -130,7 +131,8 @@ def quant_state_tensors(t: torch.Tensor) -> list[torch.Tensor]:
 
 def stored_bytes(model: nn.Module, buffers: bool = True) -> int:
     """Bytes a loaded model holds: each parameter (and buffer) storage once, plus bitsandbytes'
-    quant states (scales, nested scales, offsets); the shared lookup tables (`code`) are left out."""
+    quant states (scales, nested scales, offsets); each weight's copies of the lookup tables
+    (`code`) are left out, as in `nf4_bytes`."""
     seen, total = set(), 0
     for t in [*model.parameters(), *(model.buffers() if buffers else ())]:
         for u in [t, *quant_state_tensors(t)]:

@@ -130,6 +130,14 @@ def _progress_file():
     return _DisplayLine() if shell is not None and hasattr(shell, "kernel") else sys.stderr
 
 
+def progress(iterable, desc: str = ""):
+    """A text tqdm bar over `iterable` (a list of runs, say): in a Jupyter kernel one display
+    updated in place, so a stored notebook keeps only the final bar and no widget state."""
+    from tqdm.std import tqdm
+
+    return tqdm(iterable, desc=desc, file=_progress_file(), ncols=80, mininterval=0.5)
+
+
 def logits_of(output) -> torch.Tensor:
     """The logits of a model's output: a tensor as is, or a transformers output's `.logits`."""
     if isinstance(output, torch.Tensor):

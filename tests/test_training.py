@@ -129,6 +129,13 @@ def test_latest_line_keeps_what_a_terminal_shows_last():
     assert latest_line("plain") == "plain" and latest_line("\n") == ""
 
 
+def test_progress_yields_every_item_with_its_label():
+    from lorakit.training import progress
+
+    bar = progress(range(5), desc="runs")  # outside a Jupyter kernel: a text bar on stderr
+    assert list(bar) == [0, 1, 2, 3, 4] and bar.total == 5
+
+
 def test_plot_histories_draws_one_line_per_run():
     import matplotlib
 

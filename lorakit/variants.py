@@ -1,4 +1,4 @@
-"""LoRA's relatives in peft, side by side: one LoraConfig per variant, its optimizer groups, its peak memory.
+"""LoRA's relatives in peft, side by side: one LoraConfig per variant, and its optimizer groups.
 
 The variants differ in three places only: the LoraConfig (DoRA, rsLoRA, the initialisations PiSSA,
 OLoRA, EVA), one extra step after wrapping (EVA's SVD of layer inputs), and the optimizer's
@@ -7,15 +7,14 @@ parameter groups (LoRA+). `make_variant` and `variant_groups` cover all three.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ._args import check_int
-from .runtime import fewer, scale
-from .timeline import memory_timeline
+from .baselines import t_interval
 
 # LoraConfig keywords per variant; "LoRA+" is plain LoRA with other optimizer groups.
 VARIANTS: dict[str, dict] = {
@@ -28,43 +27,13 @@ VARIANTS: dict[str, dict] = {
     "EVA": {"init_lora_weights": "eva"},
     "LoRA+": {},
 }
-LORAPLUS_RATIO = 16.0  # lr of B / lr of A, the LoRA+ paper's suggestion (peft's docstring example)
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """The training budget and learning-rate protocol of the comparison, one per scale."""
-
-    n_train: int  # first snippets of the fixed, shuffled training split
-    n_val: int  # validation snippets: the LR choice and the per-epoch curves
-    n_test: int  # test snippets: the final accuracy
-    max_length: int  # tokens per snippet, [CLS] and [SEP] included
-    batch_size: int
-    epochs: int
-    seeds: tuple[int, ...]  # one run per seed: head init and batch order
-    lr_grid: tuple[float, ...]  # AdamW, linear decay to 0; chosen for LoRA on validation, shared
-    r: int = 8
-    alpha: float = 8.0
-    targets: tuple[str, ...] = ("query", "value")
-    threads: int = 2  # torch.set_num_threads on the CPU
-
-
-def protocol(which: str | None = None) -> Protocol:
-    """The protocol at the ci scale (a 2-core CPU, a few minutes) or the full scale (a GPU)."""
-    which = which or scale()
-    if which == "ci":
-        return Protocol(n_train=400, n_val=128, n_test=256, max_length=32, batch_size=32,
-                        epochs=2, seeds=(0, 1), lr_grid=(3e-3, 1e-2))
-    if which == "full":
-        # smoke mode (the full-scale CPU test) keeps the shapes and cuts epochs, seeds and evaluation
-        return Protocol(n_train=8087, n_val=fewer(978, 64), n_test=fewer(1007, 64), max_length=64, batch_size=32,
-                        epochs=fewer(3), seeds=tuple(range(fewer(3))), lr_grid=(1e-3, 3e-3)[:fewer(2)])
-    raise ValueError(f"which must be 'ci' or 'full', got {which!r}")
+LORAPLUS_RATIO = 16.0  # lr of B / lr of A: a hyperparameter (the LoRA+ authors ask only for a ratio above 1)
 
 
 def variant_config(name: str, r: int = 8, alpha: float = 8.0, targets: Sequence[str] = ("query", "value"),
-                   task_type: str | None = "SEQ_CLS"):
-    """peft's LoraConfig for one of VARIANTS (EVA with rho=1: every layer keeps rank r)."""
+                   modules_to_save: Sequence[str] | None = ("classifier",)):
+    """peft's LoraConfig for one of VARIANTS (EVA with rho=1: every layer keeps rank r); the new head
+    (`modules_to_save`) trains in full, as in the fine-tuning chapter."""
     from peft import EvaConfig, LoraConfig
 
     if name not in VARIANTS:
@@ -73,7 +42,8 @@ def variant_config(name: str, r: int = 8, alpha: float = 8.0, targets: Sequence[
     extra = dict(VARIANTS[name])
     if name == "EVA":
         extra["eva_config"] = EvaConfig(rho=1.0)
-    return LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), task_type=task_type, **extra)
+    return LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets),
+                      modules_to_save=list(modules_to_save) if modules_to_save else None, **extra)
 
 
 def eva_batches(x: torch.Tensor, mask: torch.Tensor, batch_size: int = 32, n: int = 4) -> list[dict]:
@@ -114,11 +84,11 @@ def eva_state_dict(peft_model: nn.Module, batches: list[dict], r: int) -> dict[s
 
 def make_variant(name: str, model: nn.Module, r: int = 8, alpha: float = 8.0,
                  targets: Sequence[str] = ("query", "value"), eva_data: list[dict] | None = None,
-                 task_type: str | None = "SEQ_CLS") -> nn.Module:
+                 modules_to_save: Sequence[str] | None = ("classifier",)) -> nn.Module:
     """Wrap `model` with peft for one variant; EVA's A comes from an SVD of layer inputs on eva_data."""
     from peft import get_peft_model, initialize_lora_eva_weights
 
-    config = variant_config(name, r, alpha, targets, task_type)
+    config = variant_config(name, r, alpha, targets, modules_to_save)
     if name != "EVA":
         return get_peft_model(model, config)
     if not eva_data:
@@ -141,25 +111,6 @@ def variant_groups(model: nn.Module, name: str, lr: float, ratio: float = LORAPL
     return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
 
 
-def peak_step_bytes(model: nn.Module, inputs: tuple, loss_fn: Callable, optimizer) -> int:
-    """Peak bytes of one training step: max_memory_allocated on CUDA, the profiler's timeline on CPU.
-
-    Both count everything allocated on the device (weights, inputs, gradients, optimizer state,
-    activations, temporaries) at its highest point during the step.
-    """
-    device = next(model.parameters()).device
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        out = model(*inputs)
-        loss_fn(out).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device)
-    return memory_timeline(model, inputs, loss_fn, optimizer, steps=1).peak()
-
-
 @dataclass(frozen=True)
 class VariantResult:
     """One variant on the task: trainable parameters, step time, peak bytes, test accuracy per seed."""
@@ -177,13 +128,12 @@ class VariantResult:
 
     @property
     def interval(self) -> tuple[float, float]:
-        """mean ± t · sd / sqrt(n): a 95% interval over seeds (t from Student's table; n >= 2)."""
+        """A Student-t 95% interval of the mean over seeds (the mean itself with one seed)."""
         n = len(self.accuracies)
         if n < 2:
             return (self.mean, self.mean)
-        t = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}.get(n, 2.571)
-        half = t * statistics.stdev(self.accuracies) / n ** 0.5
-        return (self.mean - half, self.mean + half)
+        _, low, high = t_interval(self.accuracies)
+        return (low, high)
 
 
 def results_frame(results: Sequence[VariantResult], seconds: bool = True):
