@@ -48,14 +48,16 @@ def plot_param_groups(ax, groups: dict[str, dict[str, int]]):
     return ax
 
 
-def plot_stacked_bars(ax, table: dict[str, dict[str, float]], ylabel: str = "", scale: float = 1.0):
-    """One stacked bar per row of table {bar: {part: value}} (values times `scale`), parts in a legend."""
+def plot_stacked_bars(ax, table: dict[str, dict[str, float]], ylabel: str = "", scale: float = 1.0,
+                      colors: dict[str, str] | None = None):
+    """One stacked bar per row of table {bar: {part: value}} (values times `scale`), parts in a legend;
+    `colors` maps a part to its colour (matplotlib's cycle for the others)."""
     bars = list(table)
     parts = list(dict.fromkeys(p for row in table.values() for p in row))
     bottom = np.zeros(len(bars))
     for part in parts:
         values = np.array([table[b].get(part, 0.0) * scale for b in bars], dtype=float)
-        ax.bar(bars, values, bottom=bottom, label=part)
+        ax.bar(bars, values, bottom=bottom, label=part, color=(colors or {}).get(part))
         bottom += values
     ax.set_ylabel(ylabel)
     ax.tick_params(axis="x", labelrotation=30)
