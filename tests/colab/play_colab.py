@@ -2,7 +2,7 @@
 
 Usage (from the repository root, with the project's venv active and access to the package index):
 
-    python tests/colab/play_colab.py [NOTEBOOK ...] [--keep] [--rebuild] [--jobs N] [--smoke]
+    python tests/colab/play_colab.py [NOTEBOOK ...] [--keep] [--rebuild] [--jobs N] [--smoke] [--scale full]
 
 NOTEBOOK defaults to notebooks/01_math_of_lora.ipynb. What it does:
   1. snapshots the working tree (tracked files and untracked ones git does not ignore) into a new local git
@@ -18,8 +18,19 @@ NOTEBOOK defaults to notebooks/01_math_of_lora.ipynb. What it does:
      the first error stops the notebook, whatever its cells' tags say (a `raises-exception` tag is removed
      before the run, as Colab and Jupyter ignore it);
   4. checks every cell ran, lorakit was imported from the installed package (not the checkout), peft is the
-     pinned version and torch and numpy were left as the image had them.
-It prints how long each step took and ends with 'N passed, N failed'.
+     pinned version, torch and numpy were left as the image had them, and the kernel's peak resident memory
+     stayed under 8 GiB (what a free Colab runtime's RAM leaves a notebook).
+It prints how long each step took and each kernel's peak memory, and ends with 'N passed, N failed'.
+
+With `--scale full --smoke` (what CI runs) it is the full-scale CPU test: every chapter at LORAKIT_SCALE=full,
+the scale a Colab GPU runtime picks, in Colab's own package versions, on this machine's CPU. Smoke mode keeps
+the full shapes and the exact counts (parameters, FLOPs, bytes) and cuts what only repeats: timed steps and
+calls to one, training to a few batches an epoch, sweeps to their first points (`lorakit.smoke()`,
+`lorakit.fewer()`). What it leaves to a GPU: the full number of repeats and epochs, so every time, accuracy
+and learning curve at full; asserts that need real repeats (timing orders, accuracies) are skipped in smoke
+mode by the chapters themselves; CUDA-only paths (CUDA peaks, 1-byte dropout masks, bf16 kernels, paged
+optimizers, NCCL) run only where a GPU is. The `ci` scale's outputs are checked by nbval (`pytest`) in the
+project's own environment.
 """
 from __future__ import annotations
 
@@ -42,11 +53,13 @@ import yaml
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 IMAGE_FILE = REPO_ROOT / "tests" / "colab" / "colab_image.txt"  # Colab's Python and package versions
 KERNEL = ["ipykernel", "nbclient"]  # the test's own kernel machinery, installed beside the image
+PEAK_BYTES = 8 * 2**30  # a kernel's peak resident memory, at most
 
 # Run inside the clean venv: executes one notebook with nbclient, writes it back executed.
 RUNNER = r"""
 import sys, nbformat
 from nbclient import NotebookClient
+import resource
 src, dst, cwd = sys.argv[1:4]
 nb = nbformat.read(src, as_version=4)
 for cell in nb.cells:  # "Run all" on Colab and in Jupyter stops at the first error, whatever the tags
@@ -59,6 +72,8 @@ try:
     client.execute()
 finally:
     nbformat.write(nb, dst)
+    # the kernel, a child of this process, has been waited for: its peak resident set (Linux: KiB)
+    print("KERNEL_PEAK_BYTES", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
 """
 
 # A stand-in google.colab package: importable like the real one (libraries such as accelerate look it up
@@ -208,9 +223,9 @@ def check(executed: pathlib.Path, venv: pathlib.Path, pinned_peft: str, torch_be
 
 def run_chapter(notebook: pathlib.Path, work: pathlib.Path, image: pathlib.Path, site: pathlib.Path,
                 repo_url: str, local_url: str, pinned: str, preinstall: list[str],
-                smoke: bool = False) -> tuple[list[str], float]:
+                smoke: bool = False, scale: str | None = None) -> tuple[list[str], float, int]:
     """One chapter in a fresh runtime (a copy of the image), as a reader who opens it from its rocket button
-    gets; returns what went wrong (empty if nothing) and the seconds it took."""
+    gets; returns what went wrong (empty if nothing), the seconds it took and the kernel's peak bytes."""
     start = time.perf_counter()
     venv = work / "venv" / notebook.stem
     copy_venv(image, venv)
@@ -231,20 +246,28 @@ def run_chapter(notebook: pathlib.Path, work: pathlib.Path, image: pathlib.Path,
                PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
     if smoke:
         env["LORAKIT_SMOKE"] = "1"  # the test's choice (--smoke), not Colab's: fewer steps, same cells
+    if scale:
+        env["LORAKIT_SCALE"] = scale  # "full": what lorakit.scale() picks on a Colab GPU runtime
     content = work / "content" / notebook.stem  # Colab's /content: an empty folder
     content.mkdir(parents=True)
     src, dst = content / notebook.name, work / f"{notebook.stem}.executed.ipynb"
     try:
         colab_copy(notebook, repo_url, local_url, src, site)
     except ValueError as err:
-        return [str(err)], time.perf_counter() - start
+        return [str(err)], time.perf_counter() - start, 0
     proc = subprocess.run([python, "-c", RUNNER, str(src), str(dst), str(content)],
                           cwd=content, env=env, capture_output=True, text=True)
     problems = (check(dst, venv, pinned, torch_before, numpy_before) if dst.exists()
                 else ["no executed notebook written"])
     if proc.returncode and not any(" raised " in p for p in problems):
         problems.insert(0, "execution failed:\n" + proc.stderr[-4000:])
-    return problems, time.perf_counter() - start
+    found = re.search(r"KERNEL_PEAK_BYTES (\d+)", proc.stdout)
+    peak = int(found.group(1)) if found else 0
+    if not found:
+        problems.append("the runner did not report the kernel's peak memory")
+    elif peak > PEAK_BYTES:
+        problems.append(f"the kernel peaked at {peak / 2**30:.1f} GiB (at most {PEAK_BYTES / 2**30:.0f} GiB)")
+    return problems, time.perf_counter() - start, peak
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true",
                         help="LORAKIT_SMOKE=1 in the runtime: every cell runs, with the fewest repeats, steps and "
                              "sweep points (lorakit.fewer); asserts that need real training are skipped")
+    parser.add_argument("--scale", choices=("ci", "full"), default=None,
+                        help="LORAKIT_SCALE in the runtime (default: unset, as on Colab, where lorakit picks "
+                             "'full' on a GPU and 'ci' on a CPU; this machine has no GPU)")
     args = parser.parse_args(argv)
     notebooks = [(REPO_ROOT / n).resolve() for n in args.notebooks]
     repo_url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
@@ -277,9 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         (site / "google" / "colab" / "__init__.py").write_text('"""Stand-in for the google.colab package."""\n')
         with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
             futures = {nb: pool.submit(run_chapter, nb, work, image, site, repo_url, local_url, pinned,
-                                       args.preinstall, args.smoke) for nb in notebooks}
+                                       args.preinstall, args.smoke, args.scale) for nb in notebooks}
             for notebook, future in futures.items():
-                problems, times[notebook.name] = future.result()
+                problems, times[notebook.name], peak = future.result()
+                times[notebook.name + f" (kernel peak {peak / 2**30:.2f} GiB)"] = times.pop(notebook.name)
                 failed += bool(problems)
                 print(("FAIL " if problems else "PASS ") + notebook.name + "".join(f"\n    {p}" for p in problems),
                       flush=True)
