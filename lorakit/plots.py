@@ -59,6 +59,8 @@ def plot_stacked_bars(ax, table: dict[str, dict[str, float]], ylabel: str = "", 
         values = np.array([table[b].get(part, 0.0) * scale for b in bars], dtype=float)
         ax.bar(bars, values, bottom=bottom, label=part, color=(colors or {}).get(part))
         bottom += values
+    if (bottom >= 0).all():  # a zero-height segment on top of a bar would pin the axis to its edge
+        ax.set_ylim(0, 1.05 * bottom.max() if bottom.max() > 0 else 1.0)
     ax.set_ylabel(ylabel)
     ax.tick_params(axis="x", labelrotation=30)
     ax.legend()
