@@ -19,7 +19,7 @@ NOTEBOOK defaults to notebooks/01_math_of_lora.ipynb. What it does:
      before the run, as Colab and Jupyter ignore it);
   4. checks every cell ran, lorakit was imported from the installed package (not the checkout), peft is the
      pinned version, torch and numpy were left as the image had them, and the kernel's peak resident memory
-     stayed under 8 GiB (what a free Colab runtime's RAM leaves a notebook).
+     stayed under 8 GiB.
 It prints how long each step took and each kernel's peak memory, and ends with 'N passed, N failed'.
 
 With `--scale full --smoke` (what CI runs) it is the full-scale CPU test: every chapter at LORAKIT_SCALE=full,
@@ -305,8 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             futures = {nb: pool.submit(run_chapter, nb, work, image, site, repo_url, local_url, pinned,
                                        args.preinstall, args.smoke, args.scale) for nb in notebooks}
             for notebook, future in futures.items():
-                problems, times[notebook.name], peak = future.result()
-                times[notebook.name + f" (kernel peak {peak / 2**30:.2f} GiB)"] = times.pop(notebook.name)
+                problems, seconds, peak = future.result()
+                times[f"{notebook.name} (kernel peak {peak / 2**30:.2f} GiB)"] = seconds
                 failed += bool(problems)
                 print(("FAIL " if problems else "PASS ") + notebook.name + "".join(f"\n    {p}" for p in problems),
                       flush=True)
