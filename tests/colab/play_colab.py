@@ -54,6 +54,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 IMAGE_FILE = REPO_ROOT / "tests" / "colab" / "colab_image.txt"  # Colab's Python and package versions
 KERNEL = ["ipykernel", "nbclient"]  # the test's own kernel machinery, installed beside the image
 PEAK_BYTES = 8 * 2**30  # a kernel's peak resident memory, at most
+# The chapters that train take longest: they start first, so that with --jobs 2 the short ones fill in
+# around them and the run does not end on one long chapter (conftest.py orders nbval's files alike).
+LONGEST_FIRST = ("08_variants.ipynb", "07_qlora.ipynb", "06_finetuning.ipynb")
 
 # Run inside the clean venv: executes one notebook with nbclient, writes it back executed.
 RUNNER = r"""
@@ -286,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                              "'full' on a GPU and 'ci' on a CPU; this machine has no GPU)")
     args = parser.parse_args(argv)
     notebooks = [(REPO_ROOT / n).resolve() for n in args.notebooks]
+    notebooks.sort(key=lambda nb: LONGEST_FIRST.index(nb.name) if nb.name in LONGEST_FIRST else len(LONGEST_FIRST))
     repo_url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
     pinned = re.search(r"^peft==(\S+)", (REPO_ROOT / "requirements.txt").read_text(), re.M).group(1)
 
