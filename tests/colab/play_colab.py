@@ -55,7 +55,7 @@ IMAGE_FILE = REPO_ROOT / "tests" / "colab" / "colab_image.txt"  # Colab's Python
 KERNEL = ["ipykernel", "nbclient"]  # the test's own kernel machinery, installed beside the image
 PEAK_BYTES = 8 * 2**30  # a kernel's peak resident memory, at most
 # The chapters that train take longest: they start first, so that with --jobs 2 the short ones fill in
-# around them and the run does not end on one long chapter (conftest.py orders nbval's files alike).
+# around them and the run does not end on one long chapter (conftest.py does the same for nbval's files).
 LONGEST_FIRST = ("08_variants.ipynb", "07_qlora.ipynb", "06_finetuning.ipynb")
 
 # Run inside the clean venv: executes one notebook with nbclient, writes it back executed.
