@@ -44,9 +44,10 @@ from .nf4 import (
     ModelBytes, NF4Weight, count_4bit_bytes, dequantize_nf4, nf4_bytes, nf4_levels, quantize_nf4, stored_bytes,
 )
 # Several devices
+from .launcher import RankError, free_port, launch
 from .distributed import (
-    CommRecord, RankError, Stack, StackSpec, build_stack, ddp_comm_records, ddp_lesson, ddp_train_adapter,
-    fail_on_rank, free_port, fsdp1_on_cpu, launch, predict_buckets, ranks_hello, train_adapter, trainable_bytes,
+    CommRecord, Stack, StackSpec, build_stack, ddp_comm_records, ddp_lesson, ddp_train_adapter,
+    fail_on_rank, fsdp1_on_cpu, predict_buckets, ranks_hello, train_adapter, trainable_bytes,
 )
 from .sharding import (
     AdapterRoundTrip, Footprint, adapter_names, footprint, fsdp2_adapter_roundtrip, fsdp2_footprints, fsdp_lesson,

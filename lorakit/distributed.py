@@ -1,86 +1,17 @@
-"""Several processes from a notebook: launch ranks, train under DDP, count what DDP all-reduces."""
+"""Workers for several processes (run them with lorakit.launch): train under DDP, count what DDP
+all-reduces, FSDP1 on the CPU."""
 
-import logging
 import os
-import socket
-import tempfile
-import time
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from torch.multiprocessing.spawn import ProcessException
 from torch import nn
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .layers import add_lora
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on `host` right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def _entry(rank: int, worker: Callable, world_size: int, port: int, backend: str, timeout_s: float,
-           out_dir: str, args: tuple) -> None:
-    """One rank: join the process group, run the worker, save what it returns."""
-    log = open(os.path.join(out_dir, f"rank{rank}.log"), "w")  # the ranks' own prints and warnings
-    os.dup2(log.fileno(), 1)
-    os.dup2(log.fileno(), 2)
-    torch.set_num_threads(1)
-    if backend == "nccl":
-        torch.cuda.set_device(rank)
-    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world_size, timeout=timedelta(seconds=timeout_s))
-    try:
-        result = worker(rank, world_size, *args)
-        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
-    except BaseException:  # note when and how this rank failed: the first failure is the cause
-        with open(os.path.join(out_dir, f"rank{rank}.err"), "w") as f:
-            f.write(f"{time.time()!r}\n{traceback.format_exc()}")
-        raise
-    finally:
-        dist.destroy_process_group()
-
-
-def launch(worker: Callable, *args, world_size: int = 2, backend: str = "gloo",
-           timeout_s: float = 120.0) -> list:
-    """Run worker(rank, world_size, *args) in `world_size` fresh processes; return each rank's result.
-
-    The worker must be importable (a module-level function), since spawned processes re-import it.
-    A rank that raises makes this raise RankError with the traceback of the rank that failed first (the
-    others are terminated); ranks still
-    running after `timeout_s` are terminated and a TimeoutError is raised: nothing is left running.
-    """
-    with tempfile.TemporaryDirectory() as out_dir:
-        port = free_port()
-        ctx = mp.start_processes(_entry, args=(worker, world_size, port, backend, timeout_s, out_dir, args),
-                                 nprocs=world_size, join=False, start_method="spawn")
-        deadline = time.monotonic() + timeout_s
-        spawn_log = logging.getLogger("torch.multiprocessing.spawn")
-        level = spawn_log.level
-        spawn_log.setLevel(logging.ERROR)  # no "Terminating process" warnings
-        try:
-            while not ctx.join(timeout=max(0.1, min(1.0, deadline - time.monotonic()))):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"ranks still running after {timeout_s} s")
-        except ProcessException as err:  # raise the first failing rank's error, not a later victim's
-            raise (_first_failure(out_dir, world_size) or err) from None
-        finally:
-            for p in ctx.processes:
-                if p.is_alive():
-                    p.terminate()
-                p.join()
-            spawn_log.setLevel(level)
-        return [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=False)
-                for r in range(world_size)]
 
 
 def ranks_hello(rank: int, world_size: int) -> dict:
@@ -96,25 +27,6 @@ def fail_on_rank(rank: int, world_size: int, bad_rank: int = 1) -> None:
     if rank == bad_rank:
         raise RuntimeError(f"rank {rank} failed on purpose")
     dist.barrier()
-
-
-class RankError(RuntimeError):
-    """A rank of a launch raised: the message is that rank's traceback."""
-
-
-def _first_failure(out_dir: str, world_size: int) -> RankError | None:
-    """The error of the rank that failed first (others often fail because it did), if any."""
-    failures = []
-    for r in range(world_size):
-        path = os.path.join(out_dir, f"rank{r}.err")
-        if os.path.exists(path):
-            with open(path) as f:
-                when, _, tb = f.read().partition("\n")
-            failures.append((float(when), r, tb))
-    if not failures:
-        return None
-    _, rank, tb = min(failures)
-    return RankError(f"rank {rank} of {world_size} failed:\n{tb.strip()}")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """lorakit.distributed and lorakit.sharding: two gloo ranks on the CPU, checked against hand counts."""
 import multiprocessing
+import os
 
 import pytest
 import torch
@@ -48,6 +49,23 @@ def test_ddp_all_reduces_4_bytes_per_trainable_parameter():
 def test_failing_rank_raises_its_error():
     with pytest.raises(lorakit.RankError, match="rank 1 failed on purpose"):
         launch(lorakit.fail_on_rank, world_size=2, timeout_s=60)
+    assert multiprocessing.active_children() == []
+
+
+def abort_on_rank(rank: int, world_size: int) -> None:
+    """Rank 1 dies as a C++ abort kills a process, with no Python traceback; rank 0 waits for it."""
+    if rank == 1:
+        print("rank 1 is about to abort", flush=True)
+        os.abort()
+    torch.distributed.barrier()
+
+
+def test_a_rank_killed_by_a_signal_is_named_with_its_log():
+    with pytest.raises(lorakit.RankError) as raised:
+        launch(abort_on_rank, world_size=2, timeout_s=60)
+    message = str(raised.value)
+    assert message.startswith("rank 1 of 2 was killed by SIGABRT")  # not rank 0's broken barrier
+    assert "rank 1 is about to abort" in message
     assert multiprocessing.active_children() == []
 
 

@@ -62,15 +62,19 @@ LONGEST_FIRST = ("08_variants.ipynb", "07_qlora.ipynb", "06_finetuning.ipynb")
 RUNNER = r"""
 import sys, nbformat
 from nbclient import NotebookClient
+from traitlets.config import Config
 import resource
-src, dst, cwd = sys.argv[1:4]
+src, dst, cwd, sockets = sys.argv[1:5]
 nb = nbformat.read(src, as_version=4)
 for cell in nb.cells:  # "Run all" on Colab and in Jupyter stops at the first error, whatever the tags
     tags = cell.metadata.get("tags", [])
     if "raises-exception" in tags:
         cell.metadata["tags"] = [t for t in tags if t != "raises-exception"]
+# The kernel talks over Unix sockets, not TCP ports: with --jobs 2 two kernels start at once, and a TCP port
+# that jupyter_client found free can be taken before the kernel binds it ("Address already in use").
 client = NotebookClient(nb, timeout=1800, kernel_name="python3", allow_errors=False,
-                        resources={"metadata": {"path": cwd}})
+                        resources={"metadata": {"path": cwd}},
+                        config=Config({"KernelManager": {"transport": "ipc", "ip": sockets}}))
 try:
     client.execute()
 finally:
@@ -243,6 +247,11 @@ def run_chapter(notebook: pathlib.Path, work: pathlib.Path, image: pathlib.Path,
     env = {k: v for k, v in os.environ.items()
            if k not in ("LORAKIT_SCALE", "LORAKIT_SMOKE", "PYTHONPATH", "VIRTUAL_ENV", "JUPYTER_PATH")}
     jupyter = work / "jupyter" / notebook.stem
+    # The kernel's Unix sockets: <prefix>-1 to -5, outside the notebook's folder (a path of at most 107 bytes).
+    sockets = work / "sockets" / notebook.stem[:2]
+    sockets.parent.mkdir(exist_ok=True)
+    if len(f"{sockets}-99") > 107:
+        return [f"{sockets}: too long a path for the kernel's sockets (set TMPDIR shorter)"], 0.0, 0
     # A private matplotlib folder too: the image's font cache must not land in ~/.cache, naming font files
     # of a venv this run deletes.
     env.update(JUPYTER_DATA_DIR=str(jupyter), JUPYTER_CONFIG_DIR=str(jupyter), MPLCONFIGDIR=str(jupyter / "mpl"),
@@ -258,7 +267,7 @@ def run_chapter(notebook: pathlib.Path, work: pathlib.Path, image: pathlib.Path,
         colab_copy(notebook, repo_url, local_url, src, site)
     except ValueError as err:
         return [str(err)], time.perf_counter() - start, 0
-    proc = subprocess.run([python, "-c", RUNNER, str(src), str(dst), str(content)],
+    proc = subprocess.run([python, "-c", RUNNER, str(src), str(dst), str(content), str(sockets)],
                           cwd=content, env=env, capture_output=True, text=True)
     problems = (check(dst, venv, pinned, torch_before, numpy_before) if dst.exists()
                 else ["no executed notebook written"])
