@@ -1,6 +1,7 @@
-"""lorakit.distributed and lorakit.sharding: two gloo ranks on the CPU, checked against hand counts."""
+"""lorakit.launcher, lorakit.distributed and lorakit.sharding: two gloo ranks on the CPU, checked against hand counts."""
 import multiprocessing
 import os
+import resource
 
 import pytest
 import torch
@@ -55,7 +56,8 @@ def test_failing_rank_raises_its_error():
 def abort_on_rank(rank: int, world_size: int) -> None:
     """Rank 1 dies as a C++ abort kills a process, with no Python traceback; rank 0 waits for it."""
     if rank == 1:
-        print("rank 1 is about to abort", flush=True)
+        print("rank 1 is about to abort")  # not flushed here: launch makes a rank's output line-buffered
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file
         os.abort()
     torch.distributed.barrier()
 

@@ -247,11 +247,7 @@ def run_chapter(notebook: pathlib.Path, work: pathlib.Path, image: pathlib.Path,
     env = {k: v for k, v in os.environ.items()
            if k not in ("LORAKIT_SCALE", "LORAKIT_SMOKE", "PYTHONPATH", "VIRTUAL_ENV", "JUPYTER_PATH")}
     jupyter = work / "jupyter" / notebook.stem
-    # The kernel's Unix sockets: <prefix>-1 to -5, outside the notebook's folder (a path of at most 107 bytes).
-    sockets = work / "sockets" / notebook.stem[:2]
-    sockets.parent.mkdir(exist_ok=True)
-    if len(f"{sockets}-99") > 107:
-        return [f"{sockets}: too long a path for the kernel's sockets (set TMPDIR shorter)"], 0.0, 0
+    sockets = work / "sockets" / notebook.stem[:2]  # the kernel's Unix sockets: <prefix>-1 to -5 (main checks)
     # A private matplotlib folder too: the image's font cache must not land in ~/.cache, naming font files
     # of a venv this run deletes.
     env.update(JUPYTER_DATA_DIR=str(jupyter), JUPYTER_CONFIG_DIR=str(jupyter), MPLCONFIGDIR=str(jupyter / "mpl"),
@@ -303,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     pinned = re.search(r"^peft==(\S+)", (REPO_ROOT / "requirements.txt").read_text(), re.M).group(1)
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="play-colab-"))
+    (work / "sockets").mkdir()  # the kernels' Unix sockets, outside the notebooks' folders
+    if len(os.fsencode(work / "sockets" / "00-99")) > 107:  # a socket's path holds at most 107 bytes
+        shutil.rmtree(work)
+        raise SystemExit(f"{work}: too long a path for the kernels' Unix sockets (set TMPDIR shorter)")
     times: dict[str, float] = {}
     failed = 0
     try:
