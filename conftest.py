@@ -17,8 +17,8 @@ import matplotlib.font_manager  # noqa: E402,F401  (builds the cache)
 
 # Longest first: under `pytest -n 2 --dist loadfile --no-loadscope-reorder` (pyproject.toml) each worker
 # takes two files at the start: the fine-tuning chapter then the memory chapter on one, the variants chapter
-# then the QLoRA chapter on the other; the other files go to whichever worker is free (mostly the second:
-# its two chapters take about 8 minutes on CI's 2-core machine, the first's about 11). The sort is stable: a notebook's cells keep their order.
+# then the QLoRA chapter on the other; the other files go to whichever worker is free (mostly the second,
+# whose two chapters are the shorter pair). The sort is stable: a notebook's cells keep their order.
 # (tests/colab/play_colab.py starts its longest chapters first too.)
 FIRST = ("06_finetuning.ipynb", "08_variants.ipynb", "05_memory.ipynb", "07_qlora.ipynb")
 
