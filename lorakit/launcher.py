@@ -24,10 +24,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def _rank_file(out_dir: str, rank: int, kind: str) -> str:
+    """Where a rank leaves its output ("log"), its result ("pt") or its traceback ("err")."""
+    return os.path.join(out_dir, f"rank{rank}.{kind}")
+
+
 def _entry(rank: int, worker: Callable, world_size: int, port: int, backend: str, timeout_s: float,
            out_dir: str, args: tuple) -> None:
     """One rank: join the process group, run the worker, save what it returns."""
-    log = open(os.path.join(out_dir, f"rank{rank}.log"), "w")  # the ranks' own prints and warnings
+    log = open(_rank_file(out_dir, rank, "log"), "w")  # the ranks' own prints and warnings
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     for stream in (sys.stdout, sys.stderr):  # line by line: a rank killed later keeps what it printed
@@ -39,10 +44,10 @@ def _entry(rank: int, worker: Callable, world_size: int, port: int, backend: str
                             world_size=world_size, timeout=timedelta(seconds=timeout_s))
     try:
         result = worker(rank, world_size, *args)
-        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(result, _rank_file(out_dir, rank, "pt"))
     except BaseException:  # note when and how this rank failed: the first failure is the cause
         text = f"{time.time()!r}\n{traceback.format_exc()}"
-        err = os.path.join(out_dir, f"rank{rank}.err")
+        err = _rank_file(out_dir, rank, "err")
         with open(err + ".part", "w") as f:  # whole or not at all: this rank may be stopped any moment
             f.write(text)
         os.replace(err + ".part", err)
@@ -89,7 +94,7 @@ def launch(worker: Callable, *args, world_size: int = 2, backend: str = "gloo",
                     p.terminate()
                 p.join()
             spawn_log.setLevel(level)
-        return [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=False)
+        return [torch.load(_rank_file(out_dir, r, "pt"), weights_only=False)
                 for r in range(world_size)]
 
 
@@ -106,7 +111,7 @@ def _failure(out_dir: str, exitcodes: list[int | None], err: Exception) -> Excep
     raised = _first_failure(out_dir, world_size)
     killed = [f"rank {rank} of {world_size} was killed by {_signal_name(-code)}" for rank, code in enumerate(exitcodes)
               if code is not None and code < 0 and code != -signal.SIGTERM
-              and not os.path.exists(os.path.join(out_dir, f"rank{rank}.err"))]
+              and not os.path.exists(_rank_file(out_dir, rank, "err"))]
     if killed:
         then = f"\n(then {raised})" if raised else ""
         return RankError(f"{'; '.join(killed)}{then}\n{_log_tails(out_dir, world_size)}")
@@ -124,7 +129,7 @@ def _log_tails(out_dir: str, world_size: int, lines: int = 20) -> str:
     """The last lines each rank printed (its rank*.log): where a C++ abort leaves its message."""
     tails = []
     for r in range(world_size):
-        path = pathlib.Path(out_dir, f"rank{r}.log")
+        path = pathlib.Path(_rank_file(out_dir, r, "log"))
         text = path.read_text(errors="replace").strip() if path.exists() else ""
         tails.append(f"rank {r} log, last lines:\n" + "\n".join(text.splitlines()[-lines:] or ["(empty)"]))
     return "\n".join(tails)
@@ -134,7 +139,7 @@ def _first_failure(out_dir: str, world_size: int) -> RankError | None:
     """The error of the rank that failed first (others often fail because it did), if any."""
     failures = []
     for r in range(world_size):
-        path = os.path.join(out_dir, f"rank{r}.err")
+        path = _rank_file(out_dir, r, "err")
         if os.path.exists(path):
             with open(path) as f:
                 when, _, tb = f.read().partition("\n")
