@@ -15,12 +15,13 @@ os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="lorabook-mpl-"))
 import matplotlib.font_manager  # noqa: E402,F401  (builds the cache)
 
 
-# Longest first: under `pytest -n 2 --dist loadfile --no-loadscope-reorder` (pyproject.toml) each worker
-# takes two files at the start: the fine-tuning chapter then the memory chapter on one, the variants chapter
-# then the QLoRA chapter on the other; the other files go to whichever worker is free (mostly the second,
-# whose two chapters are the shorter pair). The sort is stable: a notebook's cells keep their order.
-# (tests/colab/play_colab.py starts its longest chapters first too.)
-FIRST = ("06_finetuning.ipynb", "08_variants.ipynb", "05_memory.ipynb", "07_qlora.ipynb")
+# Longest first: under `pytest -n 2 --dist loadfile --no-loadscope-reorder` (pyproject.toml) each file goes, in
+# this order, to whichever worker is free: the fine-tuning chapter runs on one worker while the variants, memory
+# and QLoRA chapters run on the other (about as long together); then the timing and distributed chapters, one
+# on each; the unit tests and the short chapters fill in at the end. The sort is stable: a notebook's cells keep
+# their order. (tests/colab/play_colab.py starts its longest chapters first too.)
+FIRST = ("06_finetuning.ipynb", "08_variants.ipynb", "05_memory.ipynb", "07_qlora.ipynb", "04_timing.ipynb",
+         "09_distributed.ipynb")
 
 
 def pytest_collection_modifyitems(items):
