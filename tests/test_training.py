@@ -40,6 +40,31 @@ def test_evaluate_matches_a_hand_computation():
     assert torch.allclose(predict(model, x, batch_size=7), logits)
 
 
+def test_predict_gets_right_exactly_the_examples_evaluate_counts_on_masked_text():
+    # The variants chapter reads a run's test accuracy from predict's right answers instead of evaluating
+    # again: both must see the same logits, the attention mask included.
+    class Pooled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.head = nn.Embedding(50, 8), nn.Linear(8, 2)
+
+        def forward(self, ids, mask):
+            m = mask.unsqueeze(-1).float()
+            return self.head((self.emb(ids) * m).sum(1) / m.sum(1))
+
+    torch.manual_seed(0)
+    ids, mask = torch.randint(0, 50, (300, 6)), (torch.rand(300, 6) > 0.3).long()
+    mask[:, 0] = 1
+    data = SimpleNamespace(x=ids, y=torch.randint(0, 2, (300,)), mask=mask)
+    model = Pooled()
+    right = predict(model, ids, mask=mask).argmax(-1) == data.y  # batches of 256: two here
+    result = evaluate(model, data)
+    assert result.correct == int(right.sum()) and result.accuracy == int(right.sum()) / len(data.y)
+    assert 0 < result.correct < 300
+    padded = ids.masked_fill(mask == 0, 0)  # what the mask hides does not count: predict passes it on
+    assert torch.equal(predict(model, padded, mask=mask), predict(model, ids, mask=mask))
+
+
 def test_evaluate_uses_eval_mode_and_restores_training_mode():
     model = nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.9))
     model.train()

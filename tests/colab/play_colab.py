@@ -1,7 +1,8 @@
 """Play Colab: run chapters the way a reader's Colab runtime does: Colab's own image, "Run all", nothing else.
 
-Usage (from the repository root, with access to the package index; it needs only git and Python 3.10 or
-later with its standard library, not the project's venv, so CI runs it beside the Quickstart's install):
+Usage (from the repository root, with access to the package index). It runs on git and any Python 3.10 or later,
+its standard library only, not the project's venv (so CI runs it beside the Quickstart's install); the image it
+builds needs the Python version that colab_image.txt records (step 2):
 
     python3 tests/colab/play_colab.py [NOTEBOOK ...] [--keep] [--rebuild] [--jobs N] [--smoke] [--scale full]
 
@@ -43,6 +44,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -97,12 +99,18 @@ print("PLAY_COLAB " + json.dumps({"python": sys.executable, "torch": importlib.m
 
 
 def repository_url(config: pathlib.Path = REPO_ROOT / "_config.yml") -> str:
-    """`repository: url:` of the book's _config.yml (read without a YAML library: this script uses the
-    standard library only)."""
-    found = re.search(r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+url:[ \t]*[\"']?([^\s\"'#]+)", config.read_text(), re.M)
-    if not found:
-        raise SystemExit(f"{config} must give the repository's url under 'repository:'")
-    return found.group(1)
+    """`repository: url:` of the book's _config.yml, read without a YAML library (this script uses the standard
+    library only): the `url:` line indented as the block's first line."""
+    lines = config.read_text().splitlines()
+    block = lines[lines.index("repository:") + 1:] if "repository:" in lines else []
+    indent = re.match(r"[ \t]+", block[0]).group() if block and re.match(r"[ \t]+\S", block[0]) else None
+    for line in block:
+        if indent is None or not line.startswith(indent):
+            break
+        found = re.fullmatch(indent + r"url:[ \t]*([\"']?)([^\s\"'#]+)\1[ \t]*(#.*)?", line)
+        if found:
+            return found.group(2)
+    raise SystemExit(f"{config} must give the repository's url under 'repository:'")
 
 
 def run(cmd: list[str], **kwargs) -> None:
@@ -306,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     repo_url = repository_url()
     pinned = re.search(r"^peft==(\S+)", (REPO_ROOT / "requirements.txt").read_text(), re.M).group(1)
 
+    # Stopped with SIGTERM (as CI stops it when another step fails): leave through the finally below, which
+    # removes the work folder.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = pathlib.Path(tempfile.mkdtemp(prefix="play-colab-"))
     (work / "sockets").mkdir()  # the kernels' Unix sockets, outside the notebooks' folders
     if len(os.fsencode(work / "sockets" / "00-99")) > 107:  # a socket's path holds at most 107 bytes
