@@ -32,7 +32,7 @@ class Protocol:
 
 PROTOCOLS = {
     "ci": Protocol(train=320, val=160, test=320, max_length=32, batch_size=16, max_epochs=3, patience=1,
-                   lrs=(1e-4, 1e-3, 3e-3), seeds=(0, 1, 2), ranks=(1, 8), rank_epochs=1, threads=1),
+                   lrs=(1e-4, 3e-3), seeds=(0, 1, 2), ranks=(1, 8), rank_epochs=1, threads=1),
     "full": Protocol(train=8087, val=978, test=1007, max_length=64, batch_size=32, max_epochs=6, patience=2,
                      lrs=(3e-5, 1e-4, 3e-4, 1e-3, 3e-3), seeds=(0, 1, 2, 3, 4), ranks=(1, 2, 4, 8, 16, 64),
                      rank_epochs=3, threads=1),

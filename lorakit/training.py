@@ -217,6 +217,7 @@ def train(
     patience: int | None = None,
     test_data=None,
     param_groups: list[dict] | None = None,
+    stop_after: int | None = None,
 ) -> History:
     """Train the parameters that require grad with AdamW on cross-entropy; evaluate after each epoch.
 
@@ -228,12 +229,16 @@ def train(
 
     Early stopping (patience=k): stop once validation accuracy has not risen above its best for k
     epochs, and put back the weights of the best epoch (`History.best`); the schedule still spans
-    `epochs`. With test_data, each record also holds that split's loss and accuracy.
+    `epochs`. With test_data, each record also holds that split's loss and accuracy. stop_after=k runs only
+    the first k epochs of that schedule (to compare early epochs without paying for the rest); with
+    patience it may stop sooner, and puts back the best of the epochs it ran.
     """
     check_int("epochs", epochs)
     if patience is not None:
         check_int("patience", patience)
     check_int("batch_size", batch_size)
+    if stop_after is not None and check_int("stop_after", stop_after) > epochs:
+        raise ValueError(f"stop_after ({stop_after}) must be at most epochs ({epochs})")
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
     if schedule not in ("linear", "constant"):
@@ -259,7 +264,7 @@ def train(
     file = _progress_file() if progress else sys.stderr
     with tqdm(total=total_steps, desc=desc, disable=not progress, unit="step", mininterval=0.5,
               file=file, ncols=80) as bar:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(1, (stop_after or epochs) + 1):
             model.train()
             order = torch.randperm(len(y), generator=generator)
             loss_sum, seen = 0.0, 0

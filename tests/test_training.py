@@ -104,6 +104,26 @@ def test_same_seed_same_run_and_frozen_parameters_stay():
     assert strip(a) == strip(b)
 
 
+def test_stop_after_runs_the_first_epochs_of_the_same_schedule():
+    def run(**kwargs):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        return train(model, _blobs(), _blobs(seed=1), epochs=4, lr=1e-2, seed=3, **kwargs), model
+
+    (whole, _), (first, model) = run(), run(stop_after=1)
+    strip = lambda records: [(r.train_loss, r.val_loss, r.val_accuracy) for r in records]
+    assert len(first.records) == 1 and strip(first.records) == strip(whole.records[:1])
+    with torch.no_grad():  # it stopped on epoch 1's weights: their validation loss is that epoch's
+        assert F.cross_entropy(model(_blobs(seed=1)[0]), _blobs(seed=1)[1]).item() == pytest.approx(
+            first.records[0].val_loss, rel=1e-6)
+    with_patience, _ = run(stop_after=2, patience=1)  # as chapter 6 calls it
+    assert strip(with_patience.records) == strip(whole.records[:len(with_patience.records)])
+    assert 1 <= len(with_patience.records) <= 2
+    for bad in (0, 5):
+        with pytest.raises(ValueError, match="stop_after"):
+            run(stop_after=bad)
+
+
 def test_history_frame():
     h = History((EpochRecord(1, 1.0, 0.9, 0.5, 0.1), EpochRecord(2, 0.5, 0.4, 0.75, 0.1)))
     frame = h.to_frame(seconds=False)

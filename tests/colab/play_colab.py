@@ -1,8 +1,8 @@
 """Play Colab: run chapters the way a reader's Colab runtime does: Colab's own image, "Run all", nothing else.
 
 Usage (from the repository root, with access to the package index). It runs on git and any Python 3.10 or later,
-its standard library only, not the project's venv (so CI runs it beside the Quickstart's install); the image it
-builds needs the Python version that colab_image.txt records (step 2):
+its standard library only, not the project's venv; the image it builds needs the Python version that
+colab_image.txt records (step 2):
 
     python3 tests/colab/play_colab.py [NOTEBOOK ...] [--keep] [--rebuild] [--jobs N] [--smoke] [--scale full]
 
