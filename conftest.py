@@ -16,11 +16,11 @@ import matplotlib.font_manager  # noqa: E402,F401  (builds the cache)
 
 
 # Longest first: under `pytest -n 2 --dist loadfile --no-loadscope-reorder` (pyproject.toml) files are handed
-# out in this order, each to a worker about to be free. Expected: the fine-tuning chapter on one worker; on the
-# other the variants chapter, then the two files that start several processes (the distributed chapter and its
-# tests: they run beside the fine-tuning chapter's training, not beside a timing chapter), the memory and the
-# QLoRA chapters; then the timing chapter, beside single-threaded work; the other unit tests and the short
-# chapters fill in at the end. The sort is stable: a notebook's cells keep their order.
+# out in this order, each to a worker about to be free. Expected: the fine-tuning and variants chapters start,
+# one on each worker; the two files that start several processes (the distributed chapter and its tests) follow
+# the variants chapter, so they run beside the fine-tuning chapter's training, not beside a timing chapter; the
+# memory and QLoRA chapters next, then the timing chapter, beside single-threaded work; the other unit tests and
+# the short chapters fill in at the end. The sort is stable: a notebook's cells keep their order.
 # (tests/colab/play_colab.py starts its longest chapters first too.)
 FIRST = ("06_finetuning.ipynb", "08_variants.ipynb", "09_distributed.ipynb", "test_distributed.py", "05_memory.ipynb",
          "07_qlora.ipynb", "04_timing.ipynb")
