@@ -1,10 +1,8 @@
 """Play Colab: run chapters the way a reader's Colab runtime does: Colab's own image, "Run all", nothing else.
 
-Usage (from the repository root, with access to the package index). It runs on git and any Python 3.10 or later,
-its standard library only, not the project's venv; the image it builds needs the Python version that
-colab_image.txt records (step 2):
+Usage (from the repository root, with the project's venv active and access to the package index):
 
-    python3 tests/colab/play_colab.py [NOTEBOOK ...] [--keep] [--rebuild] [--jobs N] [--smoke] [--scale full]
+    python tests/colab/play_colab.py [NOTEBOOK ...] [--keep] [--rebuild] [--jobs N] [--smoke] [--scale full]
 
 NOTEBOOK defaults to notebooks/01_math_of_lora.ipynb. What it does:
   1. snapshots the working tree (tracked files and untracked ones git does not ignore) into a new local git
@@ -44,11 +42,12 @@ import os
 import pathlib
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+import yaml
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 IMAGE_FILE = REPO_ROOT / "tests" / "colab" / "colab_image.txt"  # Colab's Python and package versions
@@ -96,21 +95,6 @@ import importlib.metadata, json, sys, torch, lorakit
 print("PLAY_COLAB " + json.dumps({"python": sys.executable, "torch": importlib.metadata.version("torch"),
       "numpy": importlib.metadata.version("numpy"), "peft": importlib.metadata.version("peft"),
       "lorakit": lorakit.__file__}))"""
-
-
-def repository_url(config: pathlib.Path = REPO_ROOT / "_config.yml") -> str:
-    """`repository: url:` of the book's _config.yml, read without a YAML library (this script uses the standard
-    library only): the `url:` line indented as the block's first line."""
-    lines = config.read_text().splitlines()
-    block = lines[lines.index("repository:") + 1:] if "repository:" in lines else []
-    indent = re.match(r"[ \t]+", block[0]).group() if block and re.match(r"[ \t]+\S", block[0]) else None
-    for line in block:
-        if indent is None or not line.startswith(indent):
-            break
-        found = re.fullmatch(indent + r"url:[ \t]*([\"']?)([^\s\"'#]+)\1[ \t]*(#.*)?", line)
-        if found:
-            return found.group(2)
-    raise SystemExit(f"{config} must give the repository's url under 'repository:'")
 
 
 def run(cmd: list[str], **kwargs) -> None:
@@ -311,12 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     notebooks = [(REPO_ROOT / n).resolve() for n in args.notebooks]
     notebooks.sort(key=lambda nb: LONGEST_FIRST.index(nb.name) if nb.name in LONGEST_FIRST else len(LONGEST_FIRST))
-    repo_url = repository_url()
+    repo_url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
     pinned = re.search(r"^peft==(\S+)", (REPO_ROOT / "requirements.txt").read_text(), re.M).group(1)
 
-    # Stopped with SIGTERM (as CI stops it when another step fails): leave through the finally below, which
-    # removes the work folder.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = pathlib.Path(tempfile.mkdtemp(prefix="play-colab-"))
     (work / "sockets").mkdir()  # the kernels' Unix sockets, outside the notebooks' folders
     if len(os.fsencode(work / "sockets" / "00-99")) > 107:  # a socket's path holds at most 107 bytes
